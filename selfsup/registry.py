@@ -1,0 +1,87 @@
+"""One registry type for everything built by name (backbones, methods).
+
+Each package fills its registry explicitly in its ``__init__`` (no decorators
+that fire as an import side effect). ``build`` checks keyword arguments against
+the constructor's signature *before* constructing, so a misspelled key or a
+value outside a ``Literal`` fails with the key's name and what is allowed.
+"""
+from __future__ import annotations
+
+import inspect
+import typing
+from typing import Any, Callable
+
+
+class ConfigError(ValueError):
+    """A configuration key or value that cannot be used; the message names it."""
+
+
+class Registry:
+    def __init__(self, kind: str):
+        self.kind = kind
+        self._entries: dict[str, Callable[..., Any]] = {}
+
+    def register(self, name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+        if name in self._entries:
+            raise ValueError(f"{self.kind} {name!r} is registered twice")
+        self._entries[name] = fn
+        return fn
+
+    def names(self) -> list[str]:
+        return sorted(self._entries)
+
+    def get(self, name: str) -> Callable[..., Any]:
+        if name not in self._entries:
+            raise ConfigError(f"unknown {self.kind} {name!r}; choose from: {', '.join(self.names())}")
+        return self._entries[name]
+
+    def build(self, name: str, /, **kwargs: Any) -> Any:
+        fn = self.get(name)
+        check_kwargs(fn, kwargs, f"{self.kind} {name!r}")
+        return fn(**kwargs)
+
+
+def check_kwargs(fn: Callable[..., Any], kwargs: dict[str, Any], what: str) -> None:
+    """Raise ConfigError for keys ``fn`` does not take and for values of the wrong kind."""
+    sig = inspect.signature(fn)
+    params = sig.parameters
+    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        return
+    allowed = [n for n, p in params.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    try:
+        hints = typing.get_type_hints(fn)
+    except Exception:  # unresolvable forward references: skip value checks
+        hints = {}
+    for key, value in kwargs.items():
+        if key not in allowed:
+            raise ConfigError(f"{what} has no option {key!r}; options are: {', '.join(allowed)}")
+        if key in hints and not _value_fits(value, hints[key]):
+            raise ConfigError(f"{what}: option {key!r}={value!r} is not allowed; expected {_describe(hints[key])}")
+
+
+def _value_fits(value: Any, hint: Any) -> bool:
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if hint is Any or isinstance(hint, typing.TypeVar):
+        return True
+    if origin is typing.Literal:
+        return value in args
+    if origin in (typing.Union, getattr(__import__("types"), "UnionType", typing.Union)):
+        return any(_value_fits(value, a) for a in args)
+    if hint is type(None):
+        return value is None
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if origin in (tuple, list, typing.Sequence):
+        return isinstance(value, (tuple, list))
+    if isinstance(hint, type):
+        return isinstance(value, hint)
+    return True
+
+
+def _describe(hint: Any) -> str:
+    if typing.get_origin(hint) is typing.Literal:
+        return "one of " + ", ".join(repr(a) for a in typing.get_args(hint))
+    return getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
