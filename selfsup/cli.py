@@ -1,0 +1,91 @@
+"""``selfsup train | eval | demo | bench | backbones | prepare``."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from selfsup.registry import ConfigError
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="selfsup", description="Self-supervised visual representation learning.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("train", help="train a method: selfsup train CONFIG [key=value ...]")
+    p.add_argument("config", help="a YAML file or the name of a bundled config (e.g. simclr, rotation)")
+    p.add_argument("overrides", nargs="*", help="key=value overrides, e.g. train.steps=200 backbone.width=0.5")
+    p.add_argument("--resume", action="store_true", help="continue the run folder's last checkpoint")
+
+    p = sub.add_parser("eval", help="evaluate a trained run's frozen backbone (kNN, linear probe)")
+    p.add_argument("run_dir")
+    p.add_argument("--random-init", action="store_true", help="evaluate the same backbone at random init instead")
+
+    p = sub.add_parser("demo", help="train SimCLR on Fashion-MNIST for a few minutes and compare with baselines")
+    p.add_argument("overrides", nargs="*", help="key=value overrides of the demo config")
+    p.add_argument("--out", default="runs", help="folder for the demo's run")
+
+    p = sub.add_parser("bench", help="training images/s of methods next to the bare backbone's forward+backward")
+    p.add_argument("--methods", nargs="+", default=["simclr", "rotation"])
+    p.add_argument("--backbone", default="resnet18_v1")
+    p.add_argument("--size", type=int, default=32)
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--steps", type=int, default=5)
+    p.add_argument("--precision", choices=["fp32", "bf16"], default="bf16")
+
+    sub.add_parser("backbones", help="parameters, FLOPs and CPU speed of every backbone (Markdown table)")
+    sub.add_parser("bench-eval", help="time the L-BFGS probe, kNN and k-means on a 60k x 512 feature matrix")
+
+    p = sub.add_parser("prepare", help="decode a dataset once into a uint8 memory-mapped cache")
+    p.add_argument("name")
+    p.add_argument("--root")
+    p.add_argument("--split", default="train")
+    p.add_argument("--resolution", type=int)
+    p.add_argument("--cache-dir", default=".cache/selfsup")
+
+    args, rest = parser.parse_known_args(argv)
+    try:
+        return _run(args, rest)
+    except (ConfigError, FileNotFoundError, FileExistsError, ValueError) as err:
+        print(f"selfsup {args.command}: error: {err}", file=sys.stderr)
+        return 2
+
+
+def _run(args: argparse.Namespace, rest: list[str]) -> int:
+    if args.command == "train":
+        from selfsup.config import load_config
+        from selfsup.train.loop import train
+
+        cfg = load_config(args.config, args.overrides)
+        run_dir = train(cfg, resume=args.resume)
+        print(f"finished: {run_dir}")
+    elif args.command == "eval":
+        from selfsup.eval.run import evaluate_run, format_results
+
+        results = evaluate_run(args.run_dir, random_init=args.random_init)
+        print(format_results(results))
+    elif args.command == "demo":
+        from selfsup.demo import run_demo
+
+        run_demo(args.overrides, out_dir=args.out)
+    elif args.command == "bench":
+        from selfsup.train.bench import bench_training
+
+        bench_training(args.methods, args.backbone, args.size, args.batch_size, args.steps, args.precision)
+    elif args.command == "backbones":
+        from selfsup.backbones.profile import main as table
+
+        return table(rest) or 0
+    elif args.command == "bench-eval":
+        from selfsup.eval.bench import main as bench_eval
+
+        return bench_eval(rest) or 0
+    elif args.command == "prepare":
+        from selfsup.data import prepare
+
+        path = prepare(args.name, root=args.root, split=args.split, resolution=args.resolution, cache_dir=args.cache_dir)
+        print(f"cache written: {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

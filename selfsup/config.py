@@ -1,0 +1,176 @@
+"""Run configuration: typed dataclasses, YAML files and ``key=value`` overrides.
+
+Only the run-level knobs live here. The ``backbone``, ``method`` and ``augment``
+sections are plain keyword arguments for constructors whose signatures hold the
+defaults; ``validate`` checks them against those signatures, so a misspelled key
+or a value outside the allowed set fails before any data is read.
+"""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from selfsup.registry import ConfigError, _describe, _value_fits
+
+CONFIG_DIR = Path(__file__).parent / "configs"
+
+
+@dataclass
+class DataConfig:
+    name: str = "fashion_mnist"
+    root: str | None = None  # None: the dataset's default location
+    split: str = "train"
+    eval_split: str = "test"
+    resolution: int | None = None  # None: native size
+    cache_dir: str | None = None  # decode once into a uint8 memmap here
+    subset: int | None = None  # train on the first N images only (quick runs, tests)
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 1000
+    batch_size: int = 256
+    optimizer: Literal["sgd", "adamw", "lars"] = "sgd"
+    lr: float = 0.3  # peak learning rate, after warm-up
+    min_lr: float = 0.0  # end of the cosine decay
+    warmup_steps: int = 0
+    weight_decay: float = 1e-4  # not applied to biases and norm parameters
+    momentum: float = 0.9  # SGD / LARS momentum, AdamW beta1
+    grad_clip: float | None = None  # max global gradient norm
+    precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 where the hardware has it
+    channels_last: bool = True
+    device: str = "auto"  # auto, cpu, cuda, cuda:1, ...
+    seed: int = 0
+    ckpt_every: int = 500
+    log_every: int = 20
+    progress: bool = True
+
+
+@dataclass
+class EvalConfig:
+    knn_k: int = 200
+    knn_temperature: float = 0.07
+    linear: bool = True
+    batch_size: int = 512
+
+
+@dataclass
+class RunConfig:
+    name: str = "run"
+    out_dir: str = "runs"
+    data: DataConfig = field(default_factory=DataConfig)
+    backbone: dict[str, Any] = field(default_factory=lambda: {"name": "resnet18_v1"})
+    method: dict[str, Any] = field(default_factory=lambda: {"name": "simclr"})
+    augment: dict[str, Any] = field(default_factory=dict)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.out_dir) / self.name
+
+
+def from_dict(data: dict[str, Any], cls: type = RunConfig, where: str = "") -> Any:
+    """Build the dataclass ``cls`` from a nested dict; unknown keys and wrong values are errors."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"config section {where or '<root>'!r} must be a mapping, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    kwargs = {}
+    for key, value in data.items():
+        path = f"{where}{key}"
+        if key not in names:
+            close = difflib.get_close_matches(key, names, n=1)
+            hint = f" (did you mean {where + close[0]!r}?)" if close else ""
+            raise ConfigError(f"unknown config key {path!r}{hint}; keys here are: {', '.join(names)}")
+        hint = hints[key]
+        if dataclasses.is_dataclass(hint):
+            kwargs[key] = from_dict(value or {}, hint, f"{path}.")
+        elif typing.get_origin(hint) is dict:
+            if not isinstance(value, dict):
+                raise ConfigError(f"config key {path!r} must be a mapping, got {value!r}")
+            kwargs[key] = dict(value)
+        else:
+            if hint is float and isinstance(value, int) and not isinstance(value, bool):
+                value = float(value)
+            if not _value_fits(value, hint):
+                raise ConfigError(f"config key {path!r}={value!r} is not allowed; expected {_describe(hint)}")
+            kwargs[key] = value
+    return cls(**kwargs)
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``train.lr=0.1`` -> (["train", "lr"], 0.1); the value is parsed as YAML."""
+    if "=" not in text:
+        raise ConfigError(f"override {text!r} must look like key=value, e.g. train.steps=100")
+    key, raw = text.split("=", 1)
+    return key.strip().split("."), yaml.safe_load(raw) if raw.strip() else None
+
+
+def resolve_config_path(name_or_path: str) -> Path:
+    """A YAML path, or the name of a bundled config (``simclr`` -> selfsup/configs/simclr.yaml)."""
+    path = Path(name_or_path)
+    if path.suffix in (".yaml", ".yml"):
+        if not path.exists():
+            raise ConfigError(f"config file {str(path)!r} does not exist")
+        return path
+    bundled = CONFIG_DIR / f"{name_or_path}.yaml"
+    if not bundled.exists():
+        names = sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
+        raise ConfigError(f"no config file {name_or_path!r} and no bundled config of that name; bundled: {', '.join(names)}")
+    return bundled
+
+
+def load_config(name_or_path: str | None = None, overrides: list[str] = ()) -> RunConfig:
+    """Read a YAML config (or the defaults), apply ``key=value`` overrides, check everything."""
+    data: dict[str, Any] = {}
+    if name_or_path is not None:
+        path = resolve_config_path(name_or_path)
+        data = yaml.safe_load(path.read_text()) or {}
+        if not isinstance(data, dict):
+            raise ConfigError(f"config file {str(path)!r} must hold a mapping at the top level")
+    for text in overrides:
+        keys, value = parse_override(text)
+        node = data
+        for k in keys[:-1]:
+            node = node.setdefault(k, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override {text!r}: {k!r} is not a section")
+        node[keys[-1]] = value
+    cfg = from_dict(data)
+    validate(cfg)
+    return cfg
+
+
+def validate(cfg: RunConfig) -> None:
+    """Check the constructor sections against the registries before anything is built."""
+    from selfsup.augment import ViewAugment
+    from selfsup.backbones import BACKBONES
+    from selfsup.methods import METHODS
+    from selfsup.registry import check_kwargs
+
+    for section, registry in (("backbone", BACKBONES), ("method", METHODS)):
+        kwargs = dict(getattr(cfg, section))
+        if "name" not in kwargs:
+            raise ConfigError(f"config section {section!r} needs a 'name'; choose from: {', '.join(registry.names())}")
+        name = kwargs.pop("name")
+        fn = registry.get(name)
+        check_kwargs(fn, kwargs, f"{section} {name!r} (config key {section}.*)")
+    check_kwargs(ViewAugment, cfg.augment, "augment (config key augment.*)")
+    t = cfg.train
+    for key in ("steps", "batch_size"):
+        if getattr(t, key) <= 0:
+            raise ConfigError(f"config key 'train.{key}'={getattr(t, key)} must be positive")
+    if t.lr <= 0:
+        raise ConfigError(f"config key 'train.lr'={t.lr} must be positive")
+    if t.warmup_steps >= t.steps:
+        raise ConfigError(f"config key 'train.warmup_steps'={t.warmup_steps} must be smaller than train.steps={t.steps}")

@@ -1,0 +1,17 @@
+"""Every method, registered by name. Adding one: its file, one line here, its config."""
+from selfsup.methods.base import Method, StepOutput
+from selfsup.methods.rotation import Rotation
+from selfsup.methods.simclr import SimCLR
+from selfsup.registry import Registry
+
+METHODS = Registry("method")
+METHODS.register("rotation", Rotation)
+METHODS.register("simclr", SimCLR)
+
+
+def build_method(name: str, **kwargs) -> Method:
+    """``build_method("simclr", backbone=..., augment=..., temperature=0.2)``."""
+    return METHODS.build(name, **kwargs)
+
+
+__all__ = ["METHODS", "Method", "StepOutput", "build_method"]

@@ -1,0 +1,48 @@
+"""The one interface between a method and the training loop."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from selfsup.backbones.base import Backbone
+from selfsup.data.batch import Batch
+
+
+@dataclass
+class StepOutput:
+    """What a method hands back for one batch.
+
+    ``metrics`` are logged as they are (e.g. a pretext task's accuracy).
+    ``embedding`` (B, D) is the representation the loop watches for collapse
+    (standard deviation and effective rank of the normalized rows).
+    """
+
+    loss: torch.Tensor
+    metrics: dict[str, float] = field(default_factory=dict)
+    embedding: torch.Tensor | None = None
+
+
+class Method(nn.Module):
+    """A self-supervised method: the loss for a batch, plus a few hooks.
+
+    A method owns all of its state (heads, EMA targets, queues, memory banks,
+    prototypes) as submodules or buffers, so a checkpoint of the method is a
+    checkpoint of everything. The loop knows nothing about any particular method.
+    """
+
+    def __init__(self, backbone: Backbone):
+        super().__init__()
+        self.backbone = backbone
+
+    def training_step(self, batch: Batch, step: int) -> StepOutput:
+        raise NotImplementedError
+
+    def ema_pairs(self) -> list[tuple[nn.Module, nn.Module]]:
+        """(online, target) module pairs the loop updates as target = m*target + (1-m)*online."""
+        return []
+
+    def ema_momentum(self) -> float | None:
+        """Base EMA momentum (raised to 1 on a cosine schedule by the loop); None without EMA targets."""
+        return None

@@ -1,0 +1,5 @@
+"""Building blocks shared by several methods: heads, gathers, (later) memory banks, queues, EMA, Sinkhorn."""
+from selfsup.nn.distributed import gather_with_grad, world_size
+from selfsup.nn.heads import mlp
+
+__all__ = ["gather_with_grad", "mlp", "world_size"]

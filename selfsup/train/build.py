@@ -1,0 +1,96 @@
+"""From a config to live objects: the dataset, the method, a trained backbone."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import yaml
+
+from selfsup.augment import ViewAugment
+from selfsup.backbones import build_backbone
+from selfsup.backbones.base import Backbone
+from selfsup.config import RunConfig, from_dict
+from selfsup.data import ImageDataset, load_dataset
+from selfsup.methods import Method, build_method
+
+
+def load_train_data(cfg: RunConfig, split: str | None = None) -> ImageDataset:
+    d = cfg.data
+    ds = load_dataset(d.name, root=d.root, split=split or d.split, resolution=d.resolution, cache_dir=d.cache_dir)
+    if d.subset is not None and split is None:
+        if not 0 < d.subset <= len(ds):
+            raise ValueError(f"config key 'data.subset'={d.subset} must be in [1, {len(ds)}] for {d.name}/{d.split}")
+        ds = ds.subset(range(d.subset))
+    return ds
+
+
+def make_backbone(cfg: RunConfig) -> Backbone:
+    kwargs = dict(cfg.backbone)
+    return build_backbone(kwargs.pop("name"), **kwargs)
+
+
+def make_method(cfg: RunConfig, dataset: ImageDataset) -> Method:
+    """The method with its backbone and its augmentation (views sized to the data unless set)."""
+    aug = {"size": dataset.resolution, "mean": tuple(dataset.mean), "std": tuple(dataset.std), **cfg.augment}
+    kwargs = dict(cfg.method)
+    name = kwargs.pop("name")
+    return build_method(name, backbone=make_backbone(cfg), augment=ViewAugment(**aug), **kwargs)
+
+
+def read_run_config(run_dir: Path) -> RunConfig:
+    path = Path(run_dir) / "config.yaml"
+    if not path.exists():
+        raise FileNotFoundError(f"{path} not found: {run_dir} is not a selfsup run folder")
+    return from_dict(yaml.safe_load(path.read_text()))
+
+
+def load_backbone(run_dir: Path) -> tuple[Backbone, RunConfig]:
+    """The run's trained backbone (from its safetensors export, else its last checkpoint)."""
+    from safetensors.torch import load_file
+
+    from selfsup.train.checkpoint import load
+
+    run_dir = Path(run_dir)
+    cfg = read_run_config(run_dir)
+    backbone = make_backbone(cfg)
+    exported = run_dir / "backbone.safetensors"
+    if exported.exists():
+        backbone.load_state_dict(load_file(str(exported)))
+    elif (run_dir / "last.pt").exists():
+        state = load(run_dir / "last.pt")["method"]
+        backbone.load_state_dict({k[len("backbone."):]: v for k, v in state.items() if k.startswith("backbone.")})
+    else:
+        raise FileNotFoundError(f"{run_dir} has neither backbone.safetensors nor last.pt: was it trained?")
+    return backbone.eval(), cfg
+
+
+def save_run_config(cfg: RunConfig, run_dir: Path) -> None:
+    (Path(run_dir) / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+
+
+def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    """bf16 where the hardware runs it fast (CUDA with bf16, CPUs with AMX or AVX-512 BF16), else fp32."""
+    if precision == "fp32":
+        return None
+    if precision == "bf16":
+        return torch.bfloat16
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else None
+    return torch.bfloat16 if cpu_has_fast_bf16() else None
+
+
+def cpu_has_fast_bf16() -> bool:
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return any(f in flags for f in ("amx_bf16", "avx512_bf16"))
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(name)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"config key 'train.device'={name!r} but no CUDA device is available")
+    return dev

@@ -1,0 +1,66 @@
+"""Optimizers: SGD, AdamW and LARS, with weight decay kept off biases and norm layers."""
+from __future__ import annotations
+
+from typing import Iterable
+
+import torch
+from torch import nn
+
+
+class LARS(torch.optim.Optimizer):
+    """Layer-wise adaptive rate scaling (You et al. 2017, arXiv:1708.03888), as SimCLR/BYOL use it.
+
+    Each parameter's update is scaled by trust * ||w|| / ||g + wd*w||. Groups with
+    ``lars=False`` (biases, norm parameters) get plain SGD with momentum, as in
+    SimCLR's large-batch recipe.
+    """
+
+    def __init__(self, params: Iterable, lr: float, momentum: float = 0.9, weight_decay: float = 0.0, trust: float = 0.001):
+        super().__init__(params, dict(lr=lr, momentum=momentum, weight_decay=weight_decay, trust=trust, lars=True))
+
+    @torch.no_grad()
+    def step(self, closure=None):  # type: ignore[override]
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                d = p.grad
+                if group["weight_decay"]:
+                    d = d.add(p, alpha=group["weight_decay"])
+                if group["lars"]:
+                    w_norm, d_norm = torch.linalg.vector_norm(p), torch.linalg.vector_norm(d)
+                    scale = torch.where((w_norm > 0) & (d_norm > 0), group["trust"] * w_norm / d_norm, torch.ones_like(w_norm))
+                    d = d.mul(scale)
+                buf = self.state[p].get("momentum_buffer")
+                if buf is None:
+                    buf = self.state[p]["momentum_buffer"] = d.clone()
+                else:
+                    buf.mul_(group["momentum"]).add_(d)
+                p.add_(buf, alpha=-group["lr"])
+
+
+def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+    """Two groups: weights (decayed, LARS-adapted) and biases/norm parameters (neither)."""
+    decay, no_decay = [], []
+    for p in model.parameters():
+        if p.requires_grad:
+            (no_decay if p.ndim <= 1 else decay).append(p)
+    return [
+        {"params": decay, "weight_decay": weight_decay, "lars": True},
+        {"params": no_decay, "weight_decay": 0.0, "lars": False},
+    ]
+
+
+def build_optimizer(name: str, model: nn.Module, lr: float, weight_decay: float, momentum: float = 0.9) -> torch.optim.Optimizer:
+    groups = param_groups(model, weight_decay)
+    if name == "sgd":
+        for g in groups:
+            g.pop("lars")
+        return torch.optim.SGD(groups, lr=lr, momentum=momentum, nesterov=True)
+    if name == "adamw":
+        for g in groups:
+            g.pop("lars")
+        return torch.optim.AdamW(groups, lr=lr, betas=(momentum, 0.999))
+    if name == "lars":
+        return LARS(groups, lr=lr, momentum=momentum)
+    raise ValueError(f"unknown optimizer {name!r}; choose from sgd, adamw, lars")

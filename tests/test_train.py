@@ -1,0 +1,92 @@
+"""The loop: resume equivalence, NaN stop, run-folder guard, exports."""
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+import selfsup.train.loop as loop
+from selfsup.config import load_config
+from selfsup.train import checkpoint
+from selfsup.train.loop import NonFiniteLossError, RunExistsError, train
+
+TINY = ["data.subset=256", "backbone.width=0.125", "train.batch_size=32", "train.precision=fp32",
+        "train.progress=false", "train.log_every=1", "train.warmup_steps=0"]
+
+
+def tiny_config(tmp_path, name, *extra):
+    return load_config("rotation", [f"out_dir={tmp_path}", f"name={name}", *TINY, *extra])
+
+
+def test_resume_after_kill_gives_identical_weights(tmp_path, monkeypatch):
+    ref = train(tiny_config(tmp_path, "ref", "train.steps=6", "train.ckpt_every=3"))
+
+    real_step = loop.train_step
+
+    def killed_at_step_4(method, opt, batch, step, *a):
+        if step == 4:
+            raise KeyboardInterrupt("simulated kill")
+        return real_step(method, opt, batch, step, *a)
+
+    cfg = tiny_config(tmp_path, "killed", "train.steps=6", "train.ckpt_every=3")
+    monkeypatch.setattr(loop, "train_step", killed_at_step_4)
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg)
+    assert checkpoint.load(cfg.run_dir / "last.pt")["step"] == 3
+    monkeypatch.setattr(loop, "train_step", real_step)
+    resumed = train(cfg, resume=True)
+
+    a, b = load_file(str(ref / "backbone.safetensors")), load_file(str(resumed / "backbone.safetensors"))
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    steps = [json.loads(line)["step"] for line in (resumed / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [1, 2, 3, 4, 5, 6]  # records after the checkpoint are dropped and logged again once
+
+
+def test_checkpoint_loads_with_weights_only(tmp_path):
+    run = train(tiny_config(tmp_path, "w", "train.steps=2"))
+    state = torch.load(run / "last.pt", weights_only=True)
+    assert state["step"] == 2 and "optimizer" in state and "rng" in state
+    assert (run / "done.json").exists() and (run / "config.yaml").exists()
+
+
+def test_nan_loss_stops_at_once_naming_the_step_and_keeps_checkpoint(tmp_path, monkeypatch):
+    real_step = loop.train_step
+
+    def poisoned(method, opt, batch, step, *a):
+        if step == 3:
+            for p in method.parameters():
+                p.data.fill_(float("nan"))
+        return real_step(method, opt, batch, step, *a)
+
+    monkeypatch.setattr(loop, "train_step", poisoned)
+    cfg = tiny_config(tmp_path, "nan", "train.steps=8", "train.ckpt_every=2")
+    with pytest.raises(NonFiniteLossError, match="at step 3.*last good checkpoint.*step 2"):
+        train(cfg)
+    state = checkpoint.load(cfg.run_dir / "last.pt")
+    assert state["step"] == 2
+    assert all(torch.isfinite(v).all() for v in state["method"].values() if v.is_floating_point())
+    assert not (cfg.run_dir / "done.json").exists()
+
+
+def test_finished_run_folder_is_never_overwritten(tmp_path):
+    cfg = tiny_config(tmp_path, "once", "train.steps=1")
+    train(cfg)
+    before = (cfg.run_dir / "backbone.safetensors").read_bytes()
+    with pytest.raises(RunExistsError, match="already holds a run"):
+        train(cfg)
+    with pytest.raises(RunExistsError, match="finished"):
+        train(cfg, resume=True)
+    assert (cfg.run_dir / "backbone.safetensors").read_bytes() == before
+
+
+def test_resume_without_checkpoint_is_an_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+        train(tiny_config(tmp_path, "fresh", "train.steps=1"), resume=True)
+
+
+def test_metrics_log_has_loss_throughput_and_collapse_monitors(tmp_path):
+    run = train(tiny_config(tmp_path, "log", "train.steps=2"))
+    rec = json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])
+    assert {"loss", "lr", "img_per_s", "pretext_acc", "emb_std", "rankme", "collapsed"} <= rec.keys()
