@@ -53,15 +53,14 @@ def prepare_run_dir(cfg: RunConfig, resume: bool) -> Path:
 
 def train(cfg: RunConfig, resume: bool = False) -> Path:
     """Train ``cfg``'s method and return the run folder (config, checkpoints, metrics, export)."""
-    run_dir = prepare_run_dir(cfg, resume)
     t = cfg.train
     device = resolve_device(t.device)
     amp_dtype = autocast_dtype(t.precision, device)
-    torch.manual_seed(t.seed)
-
-    dataset = load_train_data(cfg)
+    dataset = load_train_data(cfg)  # bad paths and formats fail here, before a run folder exists
     if len(dataset) < t.batch_size:
         raise ValueError(f"the training set has {len(dataset)} images, fewer than train.batch_size={t.batch_size}")
+    run_dir = prepare_run_dir(cfg, resume)
+    torch.manual_seed(t.seed)
     method = make_method(cfg, dataset).to(device)
     if t.channels_last:
         method = method.to(memory_format=torch.channels_last)
