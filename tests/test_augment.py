@@ -125,6 +125,17 @@ def test_crops_lie_inside_the_image_with_area_and_ratio_in_range():
     assert (theta[:, 0, 0] < 0).float().mean().item() == pytest.approx(0.5, abs=0.05)  # flips
 
 
+def test_non_square_images_give_square_views_of_crops_inside_them():
+    x = torch.randint(0, 256, (4, 3, 24, 48), generator=gen(0), dtype=torch.uint8)
+    aug = ViewAugment(16, crop_scale=(0.5, 1.0))
+    assert aug(x, gen(0)).shape == (4, 3, 16, 16)
+    theta = aug.sample_params(500, 24, 48, gen(1)).theta
+    assert (theta[:, 0, 2].abs() + theta[:, 0, 0].abs() <= 1 + 1e-5).all()
+    assert (theta[:, 1, 2].abs() + theta[:, 1, 1] <= 1 + 1e-5).all()
+    crop_ratio = (theta[:, 0, 0].abs() * 48) / (theta[:, 1, 1] * 24)
+    assert ((crop_ratio >= 3 / 4 - 1e-4) & (crop_ratio <= 4 / 3 + 1e-4)).all()
+
+
 # ---- ViewAugment: each op on at probability 1, off at 0 ------------------------------------------------
 
 

@@ -118,11 +118,14 @@ class ViewAugment:
         mean: tuple[float, ...] = (0.5,),
         std: tuple[float, ...] = (0.5,),
     ):
-        """``blur_kernel`` None picks an odd side of ~10% of ``size`` (>= 3), as SimCLR does.
-        Solarisation inverts pixels >= 0.5 (BYOL's threshold).
+        """Colour defaults are BYOL's (0.4, 0.4, 0.2, 0.1 at p 0.8; grey at p 0.2); SimCLR's
+        CIFAR setting differs only in saturation 0.4. No blur by default, as SimCLR on CIFAR.
 
-        ``brightness``/``contrast``/``saturation`` draw a factor in
-        [max(0, 1 - v), 1 + v]; ``hue`` draws a shift in [-hue, hue] turns (<= 0.5).
+        ``crop_scale`` is the crop's fraction of the image area, ``crop_ratio``
+        its width/height range. ``brightness``/``contrast``/``saturation`` draw a
+        factor in [max(0, 1 - v), 1 + v]; ``hue`` a shift in [-hue, hue] turns.
+        ``blur_kernel`` None picks an odd side of ~10% of ``size`` (>= 3), as
+        SimCLR does. Solarisation inverts pixels >= 0.5 (BYOL's threshold).
         """
         if isinstance(size, bool) or not isinstance(size, int) or size <= 0:
             raise ValueError(f"size must be a positive int, got {size!r}")
