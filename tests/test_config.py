@@ -56,3 +56,13 @@ def test_missing_config_file_is_clear():
 def test_warmup_longer_than_run_rejected():
     with pytest.raises(ConfigError, match="warmup_steps"):
         load_config("simclr", ["train.steps=10", "train.warmup_steps=10"])
+
+
+def test_method_option_value_is_type_checked():
+    with pytest.raises(ConfigError, match=r"'temperature'='hot'.*float"):
+        load_config("simclr", ["method.temperature=hot"])
+
+
+def test_augment_option_value_is_type_checked():
+    with pytest.raises(ConfigError, match=r"'flip_p'='often'"):
+        load_config("simclr", ["augment.flip_p=often"])
