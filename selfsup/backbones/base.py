@@ -4,6 +4,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from selfsup.registry import ConfigError
+
 
 class Backbone(nn.Module):
     """Base of every backbone.
@@ -12,6 +14,10 @@ class Backbone(nn.Module):
     always ``"pre_logits"``) and ``out_dim`` (the size of ``pre_logits``), and
     implement ``features``. ``forward`` returns the pre-logits, so a backbone
     drops into any method as a plain encoder.
+
+    A subclass that keeps its layers in ``self.stages`` (an ``nn.ModuleDict``
+    whose keys are ``feature_names``, each stage fed the previous one's output)
+    inherits ``features``, which stops after the deepest requested stage.
     """
 
     feature_names: tuple[str, ...] = ()
@@ -25,7 +31,31 @@ class Backbone(nn.Module):
         is (B, out_dim). Implementations may stop early once the last requested
         layer is computed.
         """
-        raise NotImplementedError
+        stages = getattr(self, "stages", None)
+        if not isinstance(stages, nn.ModuleDict):
+            raise NotImplementedError(f"{type(self).__name__} has no `stages` ModuleDict; override features()")
+        wanted = self.check_feature_names(names)
+        out: dict[str, torch.Tensor] = {}
+        for name, stage in stages.items():
+            x = stage(x)
+            if name in wanted:
+                out[name] = x
+                if len(out) == len(wanted):
+                    break
+        return out
+
+    def check_feature_names(self, names: tuple[str, ...] | None) -> tuple[str, ...]:
+        """``names`` in network order (all when None); ConfigError naming an unknown one."""
+        if names is None:
+            return tuple(self.feature_names)
+        if isinstance(names, str) or len(names) == 0:
+            raise ConfigError(f"feature names must be a non-empty tuple of names, got {names!r}")
+        unknown = [n for n in names if n not in self.feature_names]
+        if unknown:
+            raise ConfigError(
+                f"{type(self).__name__} has no feature {unknown[0]!r}; choose from: {', '.join(self.feature_names)}"
+            )
+        return tuple(n for n in self.feature_names if n in names)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.features(x, ("pre_logits",))["pre_logits"]
