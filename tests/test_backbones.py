@@ -11,6 +11,15 @@ from selfsup.registry import ConfigError
 TINY = 0.125  # width that keeps every backbone a few hundred thousand parameters
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny convs gain nothing from threads, and on a busy 2-core box OpenMP barriers cost seconds."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="module")
 def tiny_models() -> dict[str, nn.Module]:
     torch.manual_seed(0)
