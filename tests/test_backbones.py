@@ -1,11 +1,13 @@
 """Contract tests over every registered backbone, plus the facts each architecture promises."""
 from __future__ import annotations
 
+import inspect
+
 import pytest
 import torch
 from torch import nn
 
-from selfsup.backbones import backbone_names, build_backbone
+from selfsup.backbones import BACKBONES, backbone_names, build_backbone
 from selfsup.registry import ConfigError
 
 TINY = 0.125  # width that keeps every backbone a few hundred thousand parameters
@@ -41,7 +43,8 @@ def test_forward_backward_at_32px_reaches_every_parameter(name, tiny_models):
 @pytest.mark.parametrize("name", backbone_names())
 def test_forward_at_224px_with_imagenet_stem(name):
     torch.manual_seed(0)
-    model = build_backbone(name, width=TINY, stem="imagenet").eval()
+    takes_stem = "stem" in inspect.signature(BACKBONES.get(name)).parameters
+    model = build_backbone(name, width=TINY, **({"stem": "imagenet"} if takes_stem else {})).eval()
     with torch.no_grad():
         out = model(torch.randn(1, 3, 224, 224))
     assert out.shape == (1, model.out_dim)
@@ -151,3 +154,75 @@ def test_unknown_name_and_bad_options_raise_config_error_naming_them():
         build_backbone("resnet50_v2", stem="tiny")
     with pytest.raises(ConfigError, match="width"):
         build_backbone("resnet50_v2", width=0)
+
+
+def test_revnet_block_inverse_reconstructs_its_input():
+    torch.manual_seed(0)
+    model = build_backbone("revnet50", width=TINY).double().train()
+    block = model.stages["block2"][1]
+    x = torch.randn(2, 64, 16, 16, dtype=torch.float64)
+    assert torch.allclose(block.invert(block(x)), x, atol=1e-10)
+    y = block(x)  # a second training forward: stats move once
+    assert torch.allclose(block.invert(y), x, atol=1e-10)
+
+
+def test_revnet_invert_leaves_running_stats_alone():
+    model = build_backbone("revnet50", width=TINY).train()
+    block = model.stages["block1"]
+    y = block(torch.randn(2, 32, 8, 8))
+    before = [b.clone() for b in block.buffers()]
+    block.invert(y)
+    assert all(torch.equal(a, b) for a, b in zip(before, block.buffers()))
+
+
+@pytest.mark.parametrize("dtype,tol", [(torch.float64, 1e-10), (torch.float32, 1e-4)])
+def test_revnet_memory_saving_gradients_equal_plain_backprop(dtype, tol):
+    torch.manual_seed(0)
+    saving = build_backbone("revnet50", width=TINY, memory_saving=True).to(dtype).train()
+    plain = build_backbone("revnet50", width=TINY, memory_saving=False).to(dtype).train()
+    plain.load_state_dict(saving.state_dict())
+    x = torch.randn(4, 3, 32, 32, dtype=dtype)
+    weights = torch.randn(4, saving.out_dim, dtype=dtype)
+    inputs = []
+    for model in (saving, plain):
+        inp = x.clone().requires_grad_()
+        (model(inp) * weights).sum().backward()
+        inputs.append(inp)
+    assert torch.allclose(inputs[0].grad, inputs[1].grad, rtol=tol, atol=tol * inputs[1].grad.abs().max())
+    for (name, p), q in zip(saving.named_parameters(), plain.parameters()):
+        assert torch.allclose(p.grad, q.grad, rtol=tol, atol=tol * q.grad.abs().max()), name
+    # Running statistics moved exactly once in both (recomputation must not update them again).
+    for (name, a), b in zip(saving.named_buffers(), plain.buffers()):
+        assert torch.allclose(a.double(), b.double(), rtol=tol, atol=tol), name
+
+
+def test_revnet_memory_saving_stores_less_for_backward():
+    from selfsup.backbones.profile import saved_activation_bytes
+
+    x = torch.randn(2, 3, 32, 32)
+    saving = saved_activation_bytes(build_backbone("revnet50", width=TINY, memory_saving=True), x)
+    plain = saved_activation_bytes(build_backbone("revnet50", width=TINY, memory_saving=False), x)
+    assert saving < plain / 3
+
+
+def test_vgg_and_alexnet_keep_the_original_spatial_sizes_at_224px():
+    assert build_backbone("vgg19_bn", width=TINY).feature_shapes(224)["conv5"] == (64, 7, 7)
+    assert build_backbone("alexnet", width=TINY, stem="imagenet").feature_shapes(224)["conv5"] == (32, 6, 6)
+
+
+@pytest.mark.parametrize("name", ["vgg19_bn", "alexnet"])
+def test_fc_grid_and_28px_inputs(name):
+    model = build_backbone(name, width=TINY, fc_grid=2).eval()
+    shapes = model.feature_shapes(28)
+    assert shapes["conv5"][1:] >= (1, 1)
+    fc6 = [m for m in model.stages["fc6"].modules() if isinstance(m, nn.Linear)][0]
+    assert fc6.in_features == shapes["conv5"][0] * 4
+    assert shapes["fc7"] == shapes["pre_logits"] == (model.out_dim,) == (512,)
+
+
+def test_alexnet_without_batch_norm_is_the_original_layer_set():
+    model = build_backbone("alexnet", width=TINY, batch_norm=False)
+    kinds = {type(m) for m in model.modules()}
+    assert nn.BatchNorm2d not in kinds and nn.BatchNorm1d not in kinds
+    assert nn.LocalResponseNorm in kinds and nn.Dropout in kinds
+    assert model(torch.randn(2, 3, 32, 32)).shape == (2, 512)

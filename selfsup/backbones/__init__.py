@@ -8,8 +8,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from selfsup.backbones.alexnet import AlexNet, alexnet
 from selfsup.backbones.base import Backbone
 from selfsup.backbones.resnet import ResNet, resnet_variant
+from selfsup.backbones.revnet import RevNet, revnet50
+from selfsup.backbones.vgg import VGG19, vgg19_bn
 from selfsup.registry import Registry
 
 BACKBONES = Registry("backbone")
@@ -20,6 +23,9 @@ for _depth, _version, _last_relu in [
 ]:
     _fn = resnet_variant(_depth, _version, _last_relu)
     BACKBONES.register(_fn.__name__, _fn)
+BACKBONES.register("revnet50", revnet50)
+BACKBONES.register("vgg19_bn", vgg19_bn)
+BACKBONES.register("alexnet", alexnet)
 
 
 def build_backbone(name: str, /, **kwargs: Any) -> Backbone:
@@ -31,4 +37,4 @@ def backbone_names() -> list[str]:
     return BACKBONES.names()
 
 
-__all__ = ["BACKBONES", "Backbone", "ResNet", "backbone_names", "build_backbone"]
+__all__ = ["AlexNet", "BACKBONES", "Backbone", "ResNet", "RevNet", "VGG19", "backbone_names", "build_backbone"]
