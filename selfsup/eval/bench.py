@@ -81,6 +81,7 @@ def bench_synthetic(args: argparse.Namespace) -> list[tuple[str, float, str]]:
 def bench_fmnist(args: argparse.Namespace) -> list[tuple[str, float, str]]:
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.linear_model import LogisticRegression
+    from threadpoolctl import threadpool_limits
 
     root = Path(args.fmnist_dir)
     xtr = torch.from_numpy(read_idx_gz(root / "train-images-idx3-ubyte.gz").reshape(-1, 784).astype(np.float32))
@@ -98,7 +99,7 @@ def bench_fmnist(args: argparse.Namespace) -> list[tuple[str, float, str]]:
     mean, std = standardization(xtr)
     ztr, zte = ((xtr - mean) / std).numpy(), ((xte - mean) / std).numpy()
     clf = LogisticRegression(C=1.0 / (args.l2 * n), max_iter=args.max_iter)
-    with warnings.catch_warnings(record=True) as caught:
+    with warnings.catch_warnings(record=True) as caught, threadpool_limits(args.threads):
         warnings.simplefilter("always", ConvergenceWarning)
         _, t = _timed(lambda: clf.fit(ztr, ytr.numpy()))
     note = " (not converged)" if any(issubclass(w.category, ConvergenceWarning) for w in caught) else ""
@@ -127,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-iter", type=int, default=500, help="L-BFGS iterations, both libraries")
     parser.add_argument("--fmnist-dir", default=FMNIST_DIR)
     parser.add_argument("--skip-fmnist", action="store_true")
-    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
+    parser.add_argument("--threads", type=int, default=None, help="threads for torch and sklearn's BLAS")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
