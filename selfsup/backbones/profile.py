@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import copy
 import inspect
+import statistics
 import time
 from typing import Literal
 
@@ -64,13 +65,17 @@ def train_images_per_s(
     batch: int = 64,
     precision: Literal["bf16", "fp32"] = "bf16",
     steps: int = 3,
+    threads: int | None = None,
 ) -> float:
     """Images per second of forward + backward + SGD step, channels_last, on CPU.
 
     Works on a copy (the caller's weights and BN statistics are untouched); one
-    untimed warm-up step, then the mean over ``steps`` timed steps. The loss is the
-    mean square of the pre-logits: it reaches every parameter, and its own cost is
-    negligible next to the network's.
+    untimed warm-up step, then ``batch`` / the median time of ``steps`` timed steps
+    (the median shrugs off a step slowed by another process). The loss is the mean
+    square of the pre-logits: it reaches every parameter, and its own cost is
+    negligible next to the network's. ``threads`` sets torch's intra-op threads for
+    the measurement only; on a shared machine 1 thread gives repeatable numbers,
+    while more threads can stall for seconds at OpenMP barriers when cores are busy.
     """
     model = copy.deepcopy(model).train().to(memory_format=torch.channels_last)
     opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
@@ -83,11 +88,18 @@ def train_images_per_s(
         loss.backward()
         opt.step()
 
-    step()
-    start = time.perf_counter()
-    for _ in range(steps):
+    threads_before = torch.get_num_threads()
+    torch.set_num_threads(threads or threads_before)
+    try:
         step()
-    return steps * batch / (time.perf_counter() - start)
+        times = []
+        for _ in range(steps):
+            start = time.perf_counter()
+            step()
+            times.append(time.perf_counter() - start)
+    finally:
+        torch.set_num_threads(threads_before)
+    return batch / statistics.median(times)
 
 
 def saved_activation_bytes(model: nn.Module, x: torch.Tensor) -> int:
@@ -170,12 +182,13 @@ def markdown_table(
     batch: int = 64,
     steps: int = 3,
     precision: Literal["bf16", "fp32"] = "bf16",
+    threads: int | None = None,
 ) -> str:
     """README table: params, GFLOPs at 32 px (small stem) and 224 px (ImageNet stem), CPU img/s at 32 px."""
     names = backbone_names() if names is None else names
     rows = [
         f"| backbone (width {width:g}) | params (M) | pre-logits | GFLOPs @32 px | GFLOPs @224 px "
-        f"| train img/s @32 px ({precision}, batch {batch}, {torch.get_num_threads()} threads) |",
+        f"| train img/s @32 px ({precision}, batch {batch}, {threads or torch.get_num_threads()} threads) |",
         "|---|---:|---:|---:|---:|---:|",
     ]
     for name in names:
@@ -184,7 +197,7 @@ def markdown_table(
         rows.append(
             f"| {name} | {count_params(small) / 1e6:.2f} | {small.out_dim} | {count_flops(small, 32) / 1e9:.2f} "
             f"| {count_flops(large, 224) / 1e9:.2f} "
-            f"| {train_images_per_s(small, 32, batch, precision, steps):.0f} |"
+            f"| {train_images_per_s(small, 32, batch, precision, steps, threads):.0f} |"
         )
     return "\n".join(rows)
 
@@ -196,18 +209,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--precision", choices=["bf16", "fp32"], default="bf16")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads for the speed column (default: torch's)")
     parser.add_argument("--revnet-batch", type=int, default=64, help="batch for the RevNet memory row; 0 skips it")
     args = parser.parse_args(argv)
     unknown = [n for n in args.names if n not in backbone_names()]
     if unknown:
         parser.error(f"unknown backbone {unknown[0]!r}; choose from: {', '.join(backbone_names())}")
     print(markdown_table(args.names or None, width=args.width, batch=args.batch, steps=args.steps,
-                         precision=args.precision))
+                         precision=args.precision, threads=args.threads))
     if args.revnet_batch:
         saving, plain = revnet_memory(args.revnet_batch, 32, width=args.width)
-        print(f"\nrevnet50 (width {args.width:g}), one fp32 training step, batch {args.revnet_batch} at 32 px: "
-              f"peak tensor memory {saving / 2**20:.0f} MiB with the memory-saving backward, "
-              f"{plain / 2**20:.0f} MiB with plain backprop ({saving / plain:.2f}x)")
+        x = torch.randn(args.revnet_batch, 3, 32, 32)
+        stored = [saved_activation_bytes(build_backbone("revnet50", width=args.width, memory_saving=on), x)
+                  for on in (True, False)]
+        print(f"\nrevnet50 (width {args.width:g}), one fp32 training step, batch {args.revnet_batch} at 32 px, "
+              f"memory-saving backward vs plain backprop:\n"
+              f"- peak tensor memory during the step: {saving / 2**20:.0f} MiB vs {plain / 2**20:.0f} MiB "
+              f"({saving / plain:.2f}x)\n"
+              f"- activations stored for backward: {stored[0] / 2**20:.0f} MiB vs {stored[1] / 2**20:.0f} MiB "
+              f"({stored[0] / stored[1]:.2f}x)")
     return 0
 
 

@@ -97,11 +97,13 @@ class RevUnit(nn.Module):
             gy1_grad, g_grads = _grad(g, y1_, self.G, dy2)
         dy1_total = dy1 + gy1_grad
         x2 = y2 - g.detach()
+        del g, gy1_grad  # keep at most one recomputed branch alive
         with torch.enable_grad():
             x2_ = x2.requires_grad_()
             f = self.F(x2_)
             fx2_grad, f_grads = _grad(f, x2_, self.F, dy1_total)
         x1 = y1 - f.detach()
+        del f
         x = torch.cat([x1, x2.detach()], dim=1)
         dx = torch.cat([dy1_total, dy2 + fx2_grad], dim=1)
         return x, dx, f_grads + g_grads
