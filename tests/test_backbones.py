@@ -76,6 +76,14 @@ def test_features_subset_returned_in_network_order(name, tiny_models):
 
 
 @pytest.mark.parametrize("name", backbone_names())
+def test_unknown_option_raises_config_error_naming_it(name):
+    with pytest.raises(ConfigError, match="not_an_option"):
+        build_backbone(name, not_an_option=1)
+    with pytest.raises(ConfigError, match="width"):
+        build_backbone(name, width="wide")
+
+
+@pytest.mark.parametrize("name", backbone_names())
 def test_pre_logits_dim_sets_out_dim(name):
     model = build_backbone(name, width=TINY, pre_logits_dim=24)
     assert model.out_dim == 24
