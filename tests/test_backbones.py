@@ -13,13 +13,7 @@ from selfsup.registry import ConfigError
 TINY = 0.125  # width that keeps every backbone a few hundred thousand parameters
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny convs gain nothing from threads, and on a busy 2-core box OpenMP barriers cost seconds."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

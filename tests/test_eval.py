@@ -34,13 +34,7 @@ FMNIST = Path("/usr/share/datasets/fashion-mnist")
 N_TRAIN, N_TEST = 10_000, 2_000  # subset: the first 10k training and first 2k test images
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """These problems are small; on a busy 2-core box OpenMP barriers made them 3-5x slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _read_idx_gz(path: Path) -> np.ndarray:
