@@ -1,9 +1,7 @@
 """Batched views and the eval transform: shapes, determinism, each op on/off, parity with kornia's ops."""
 from __future__ import annotations
 
-import gzip
 import math
-import struct
 from pathlib import Path
 
 import kornia
@@ -12,6 +10,7 @@ import torch
 
 from selfsup.augment import MultiCrop, ViewAugment, to_input
 from selfsup.augment.views import blend_contrast, blend_saturation, gaussian_blur, shift_hue
+from selfsup.data import load_dataset
 
 FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz")
 
@@ -26,15 +25,6 @@ def images(b: int = 8, c: int = 3, side: int = 32, seed: int = 0) -> torch.Tenso
 
 def gen(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
-
-
-def read_idx_images(path: Path, n: int) -> torch.Tensor:
-    """The first n images of a gzipped IDX3 file as uint8 (n, 1, rows, cols)."""
-    with gzip.open(path, "rb") as f:
-        magic, count, rows, cols = struct.unpack(">IIII", f.read(16))
-        assert magic == 2051, f"{path} is not an IDX3 image file (magic {magic})"
-        data = f.read(min(n, count) * rows * cols)
-    return torch.frombuffer(bytearray(data), dtype=torch.uint8).view(-1, 1, rows, cols)
 
 
 # ---- to_input -------------------------------------------------------------------------------------
@@ -271,7 +261,7 @@ def test_grey_input_gives_the_views_of_its_rgb_copy():
 
 @pytest.mark.skipif(not FASHION_MNIST.exists(), reason=f"{FASHION_MNIST} is not on this machine")
 def test_views_of_real_fashion_mnist_images():
-    x = read_idx_images(FASHION_MNIST, 16)  # (16, 1, 28, 28)
+    x = torch.from_numpy(load_dataset("fashion_mnist", split="test").images[:16]).permute(0, 3, 1, 2)  # (16, 1, 28, 28)
     aug = ViewAugment(28, blur_p=0.5, solarize_p=0.2, mean=(0.286,), std=(0.353,))
     out = aug(x, gen(0))
     assert out.shape == (16, 3, 28, 28) and torch.isfinite(out).all()
