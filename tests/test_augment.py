@@ -261,7 +261,7 @@ def test_grey_input_gives_the_views_of_its_rgb_copy():
 
 @pytest.mark.skipif(not FASHION_MNIST.exists(), reason=f"{FASHION_MNIST} is not on this machine")
 def test_views_of_real_fashion_mnist_images():
-    x = torch.from_numpy(load_dataset("fashion_mnist", split="test").images[:16]).permute(0, 3, 1, 2)  # (16, 1, 28, 28)
+    x = torch.tensor(load_dataset("fashion_mnist", split="test").images[:16]).permute(0, 3, 1, 2)  # (16, 1, 28, 28)
     aug = ViewAugment(28, blur_p=0.5, solarize_p=0.2, mean=(0.286,), std=(0.353,))
     out = aug(x, gen(0))
     assert out.shape == (16, 3, 28, 28) and torch.isfinite(out).all()
