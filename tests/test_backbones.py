@@ -35,14 +35,16 @@ def test_forward_backward_at_32px_reaches_every_parameter(name, tiny_models):
 
 
 @pytest.mark.parametrize("name", backbone_names())
-def test_forward_at_224px_with_imagenet_stem(name):
+def test_forward_backward_at_224px_with_imagenet_stem(name):
     torch.manual_seed(0)
     takes_stem = "stem" in inspect.signature(BACKBONES.get(name)).parameters
-    model = build_backbone(name, width=TINY, **({"stem": "imagenet"} if takes_stem else {})).eval()
-    with torch.no_grad():
-        out = model(torch.randn(1, 3, 224, 224))
-    assert out.shape == (1, model.out_dim)
+    model = build_backbone(name, width=TINY, **({"stem": "imagenet"} if takes_stem else {})).train()
+    out = model(torch.randn(2, 3, 224, 224))
+    assert out.shape == (2, model.out_dim)
     assert torch.isfinite(out).all()
+    out.square().mean().backward()
+    missing = [n for n, p in model.named_parameters() if p.grad is None]
+    assert not missing, f"no gradient for {missing[:3]}"
 
 
 @pytest.mark.parametrize("name", backbone_names())
