@@ -21,3 +21,23 @@ def test_bad_dataset_path_fails_before_training(tmp_path, capsys):
 def test_console_script_entry_point_runs():
     out = subprocess.run([sys.executable, "-m", "selfsup.cli", "--help"], capture_output=True, text=True)
     assert out.returncode == 0 and "demo" in out.stdout
+
+
+def test_eval_writes_json_beside_the_run_for_trained_and_random_init(tmp_path, capsys):
+    import json
+
+    assert main(["train", "rotation", f"out_dir={tmp_path}", "name=r", "data.subset=256", "backbone.width=0.125",
+                 "train.steps=2", "train.warmup_steps=0", "train.batch_size=32", "train.progress=false",
+                 "eval.linear=false"]) == 0
+    assert main(["eval", str(tmp_path / "r")]) == 0
+    assert "knn_top1" in capsys.readouterr().out
+    assert main(["eval", str(tmp_path / "r"), "--random-init"]) == 0
+    trained = json.loads((tmp_path / "r" / "eval.json").read_text())
+    random_init = json.loads((tmp_path / "r" / "eval_random_init.json").read_text())
+    assert trained["weights"] == "trained" and random_init["weights"] == "random_init"
+    assert 10 < trained["knn_top1"] <= 100 and trained["test_split"] == "test"
+
+
+def test_eval_of_a_folder_that_is_not_a_run_is_a_clear_error(tmp_path, capsys):
+    assert main(["eval", str(tmp_path)]) == 2
+    assert "not a selfsup run folder" in capsys.readouterr().err
