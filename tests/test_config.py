@@ -66,3 +66,8 @@ def test_method_option_value_is_type_checked():
 def test_augment_option_value_is_type_checked():
     with pytest.raises(ConfigError, match=r"'flip_p'='often'"):
         load_config("simclr", ["augment.flip_p=often"])
+
+
+def test_exponent_without_dot_is_a_float():
+    cfg = load_config("simclr", ["train.lr=1e-3", "method.temperature=2e-1"])
+    assert cfg.train.lr == 1e-3 and cfg.method["temperature"] == 0.2
