@@ -90,3 +90,27 @@ def test_metrics_log_has_loss_throughput_and_collapse_monitors(tmp_path):
     run = train(tiny_config(tmp_path, "log", "train.steps=2"))
     rec = json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])
     assert {"loss", "lr", "img_per_s", "pretext_acc", "emb_std", "rankme", "collapsed"} <= rec.keys()
+
+
+def test_collapsed_encoder_is_flagged_in_the_log_and_warned(tmp_path, monkeypatch):
+    real_make = loop.make_method
+
+    def collapsed(cfg, dataset):
+        method = real_make(cfg, dataset)
+        for m in method.backbone.modules():  # zero convs: every image maps to the same pre-logits
+            if isinstance(m, torch.nn.Conv2d):
+                torch.nn.init.zeros_(m.weight)
+        return method
+
+    monkeypatch.setattr(loop, "make_method", collapsed)
+    cfg = load_config("simclr", [f"out_dir={tmp_path}", "name=collapsed", *TINY, "train.steps=2", "train.lr=1e-8"])
+    with pytest.warns(UserWarning, match="collapsed"):
+        run = train(cfg)
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert all(r["collapsed"] for r in records) and records[-1]["emb_std"] < 1e-4
+
+
+def test_healthy_encoder_is_not_flagged(tmp_path):
+    run = train(load_config("simclr", [f"out_dir={tmp_path}", "name=ok", *TINY, "train.steps=2"]))
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert not any(r["collapsed"] for r in records)
