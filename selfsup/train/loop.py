@@ -66,7 +66,6 @@ def train(cfg: RunConfig, resume: bool = False) -> Path:
         method = method.to(memory_format=torch.channels_last)
     optimizer = build_optimizer(t.optimizer, method, t.lr, t.weight_decay, t.momentum)
     lrs = warmup_cosine(t.lr, t.steps, t.warmup_steps, final=t.min_lr)
-    base_lrs = [1.0 for _ in optimizer.param_groups]
     ema_base = method.ema_momentum()
     ema_m = ema_momentum(ema_base, t.steps) if ema_base is not None else None
     loader = BatchLoader(dataset, t.batch_size, device=device, shuffle=True, drop_last=True, seed=t.seed)
@@ -103,8 +102,8 @@ def train(cfg: RunConfig, resume: bool = False) -> Path:
     batches = _forever(loader)
     seen, t_window = 0, time.perf_counter()
     for step in range(start, t.steps):
-        for group, base in zip(optimizer.param_groups, base_lrs):
-            group["lr"] = float(lrs[step]) * base
+        for group in optimizer.param_groups:
+            group["lr"] = float(lrs[step])
         batch = next(batches)
         try:
             out = train_step(method, optimizer, batch, step, amp_dtype, t.grad_clip)
