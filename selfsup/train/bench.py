@@ -17,9 +17,6 @@ from selfsup.methods import build_method
 from selfsup.train.loop import train_step
 from selfsup.train.optim import build_optimizer
 
-VIEWS_PER_IMAGE = {"simclr": 2, "rotation": 4}
-
-
 def _timed(fn, steps: int) -> float:
     fn()  # warm-up (allocator, oneDNN kernels)
     fn()
@@ -27,6 +24,16 @@ def _timed(fn, steps: int) -> float:
     for _ in range(steps):
         fn()
     return (time.perf_counter() - start) / steps
+
+
+def _backbone_inputs(method, batch: Batch, amp) -> int:
+    """How many images the method's backbone sees in one step, counted, not assumed."""
+    seen = []
+    hook = method.backbone.register_forward_pre_hook(lambda module, args: seen.append(args[0].shape[0]))
+    with torch.no_grad(), torch.autocast("cpu", dtype=amp, enabled=amp is not None):
+        method.training_step(batch, 0)
+    hook.remove()
+    return sum(seen)
 
 
 def bench_training(methods: list[str], backbone: str = "resnet18_v1", size: int = 32, batch_size: int = 256,
@@ -37,11 +44,11 @@ def bench_training(methods: list[str], backbone: str = "resnet18_v1", size: int 
     batch = Batch(images, torch.arange(batch_size))
     rows = []
     for name in methods:
-        views = VIEWS_PER_IMAGE.get(name, 2)
         method = build_method(name, backbone=build_backbone(backbone), augment=ViewAugment(size=size))
         method = method.to(memory_format=torch.channels_last).train()
         opt = build_optimizer("sgd", method, lr=0.01, weight_decay=1e-4)
         full = _timed(lambda: train_step(method, opt, batch, 0, amp, None), steps)
+        views = _backbone_inputs(method, batch, amp) // batch_size  # e.g. 2 for SimCLR, 4 for RotNet
 
         bare_net = build_backbone(backbone).to(memory_format=torch.channels_last).train()
         bare_opt = build_optimizer("sgd", bare_net, lr=0.01, weight_decay=1e-4)
