@@ -16,9 +16,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("overrides", nargs="*", help="key=value overrides, e.g. train.steps=200 backbone.width=0.5")
     p.add_argument("--resume", action="store_true", help="continue the run folder's last checkpoint")
 
-    p = sub.add_parser("eval", help="evaluate a trained run's frozen backbone (kNN, linear probe)")
+    p = sub.add_parser("eval", help="evaluate a trained run's backbone with the evaluation protocols")
     p.add_argument("run_dir")
+    p.add_argument("--protocol", nargs="+", metavar="P",
+                   help="any of: knn linear clustering sgd layers fewshot invariance (default: knn, clustering, "
+                        "and linear unless the config sets eval.linear: false)")
     p.add_argument("--random-init", action="store_true", help="evaluate the same backbone at random init instead")
+    p.add_argument("--dataset", help="transfer: evaluate on this dataset's train/test splits (e.g. mnist, folder)")
+    p.add_argument("--data-root", help="the transfer dataset's folder")
+    p.add_argument("--train-subset", type=int, help="use only the first N training images (quick looks)")
+    p.add_argument("--pool-to", type=int, default=9216, help="per-layer probes: pool each layer to about this many dims")
+    p.add_argument("--device", default="cpu")
 
     p = sub.add_parser("demo", help="train SimCLR on Fashion-MNIST for a few minutes and compare with baselines")
     p.add_argument("overrides", nargs="*", help="key=value overrides of the demo config")
@@ -61,7 +69,9 @@ def _run(args: argparse.Namespace, rest: list[str]) -> int:
     elif args.command == "eval":
         from selfsup.eval.run import evaluate_run, format_results
 
-        results = evaluate_run(args.run_dir, random_init=args.random_init)
+        results = evaluate_run(args.run_dir, args.protocol and tuple(args.protocol), random_init=args.random_init, dataset=args.dataset,
+                               data_root=args.data_root, train_subset=args.train_subset, pool_to=args.pool_to,
+                               device=args.device)
         print(format_results(results))
     elif args.command == "demo":
         from selfsup.demo import run_demo

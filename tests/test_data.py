@@ -477,3 +477,16 @@ def test_data_parallel_ranks_split_each_epoch_into_disjoint_equal_shares():
     assert len(BatchLoader(ds, 4, rank=2, world_size=3)) == 4
     with pytest.raises(ValueError, match=r"rank must lie in \[0, world_size=2\), got 2"):
         BatchLoader(ds, 4, rank=2, world_size=2)
+
+
+def test_elpv_split_is_seeded_stratified_and_disjoint():
+    pytest.importorskip("elpv_dataset")
+    from selfsup.data import load_dataset
+
+    train, test = (load_dataset("elpv", split=s, resolution=16) for s in ("train", "test"))
+    assert len(train) + len(test) == 2624 and train.classes == test.classes and len(train.classes) == 4
+    train_share = np.bincount(train.labels) / np.bincount(np.concatenate([train.labels, test.labels]))
+    assert np.allclose(train_share, 0.75, atol=0.02)  # every defect grade split 75/25
+    assert not {a.tobytes() for a in test.images[:200]} & {a.tobytes() for a in train.images}
+    with pytest.raises(ValueError, match="split"):
+        load_dataset("elpv", split="val")

@@ -11,6 +11,7 @@ from pathlib import Path
 from selfsup.data.cache import DEFAULT_CACHE_DIR, cache_path, read_cache, write_cache
 from selfsup.data.cifar import read_cifar10, read_cifar100, read_cifar100_coarse
 from selfsup.data.dataset import ImageDataset
+from selfsup.data.elpv import read_elpv
 from selfsup.data.folder import read_folder
 from selfsup.data.idx import FASHION_MNIST_ROOT, MNIST_ROOT, read_fashion_mnist, read_mnist
 from selfsup.data.stl10 import read_stl10
@@ -24,6 +25,7 @@ DATASETS.register("cifar100", read_cifar100)
 DATASETS.register("cifar100_coarse", read_cifar100_coarse)
 DATASETS.register("stl10", read_stl10)
 DATASETS.register("folder", read_folder)
+DATASETS.register("elpv", read_elpv)
 _DEFAULT_ROOTS = {"fashion_mnist": FASHION_MNIST_ROOT, "mnist": MNIST_ROOT}
 
 

@@ -1,0 +1,98 @@
+"""How much a representation moves when its input is transformed.
+
+PIRL (Misra & van der Maaten 2020, Fig. 3) compares "the l2 distance between
+the representation of an image and its transformed version": a pretext task
+that predicts the transformation must keep it in the features, an invariant
+method removes it. Representations are L2-normalized first, so distances of
+different encoders are on the same [0, 2] scale.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+import torch
+
+from selfsup.augment import ViewAugment, to_input
+from selfsup.backbones.base import Backbone
+from selfsup.data import ImageDataset
+
+# uint8 (B, C, H, W) images, their evaluation input (B, 3, S, S), a generator -> the transformed input
+Transform = Callable[[torch.Tensor, torch.Tensor, torch.Generator], torch.Tensor]
+
+
+def rotate(images: torch.Tensor, x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """Each image turned by 90, 180 or 270 degrees (drawn per image)."""
+    k = torch.randint(1, 4, (x.shape[0],), generator=gen)
+    return torch.stack([torch.rot90(xi, int(ki), dims=(1, 2)) for xi, ki in zip(x, k)])
+
+
+def shuffle_tiles(images: torch.Tensor, x: torch.Tensor, gen: torch.Generator, grid: int = 3) -> torch.Tensor:
+    """The image cut into grid x grid cells and reassembled in a random order (one permutation per image).
+
+    A border of size % grid pixels stays in place.
+    """
+    b, c, s, _ = x.shape
+    t = s // grid
+    cells = x[:, :, : t * grid, : t * grid].reshape(b, c, grid, t, grid, t).permute(0, 2, 4, 1, 3, 5)
+    cells = cells.reshape(b, grid * grid, c, t, t)  # (B, 9, C, t, t), row-major cells
+    perm = torch.argsort(torch.rand(b, grid * grid, generator=gen), dim=1)
+    cells = cells[torch.arange(b)[:, None], perm]
+    out = x.clone()
+    out[:, :, : t * grid, : t * grid] = (cells.reshape(b, grid, grid, c, t, t).permute(0, 3, 1, 4, 2, 5)
+                                         .reshape(b, c, t * grid, t * grid))
+    return out
+
+
+def _view(**kw) -> Callable[[ImageDataset, int], Transform]:
+    def make(dataset: ImageDataset, size: int) -> Transform:
+        aug = ViewAugment(size, mean=tuple(dataset.mean), std=tuple(dataset.std), **kw)
+        return lambda images, x, gen: aug(images, gen)
+    return make
+
+
+TRANSFORMS: dict[str, Callable[[ImageDataset, int], Transform]] = {
+    "rotation": lambda dataset, size: rotate,
+    "jigsaw": lambda dataset, size: shuffle_tiles,
+    "colour": _view(crop_scale=(1.0, 1.0), crop_ratio=(1.0, 1.0), flip_p=0.0, jitter_p=1.0, gray_p=0.2),
+    "crop": _view(crop_scale=(0.2, 1.0), flip_p=0.5, jitter_p=0.0, gray_p=0.0),
+}
+
+
+@torch.no_grad()
+def invariance(backbone: Backbone, dataset: ImageDataset, size: int, *,
+               transforms: tuple[str, ...] = tuple(TRANSFORMS), n: int = 2000, batch_size: int = 256,
+               device: str | torch.device = "cpu", precision: str = "bf16", seed: int = 0) -> dict[str, dict]:
+    """Per transform: L2 and cosine distances between the normalized pre-logits of x and t(x).
+
+    Returns ``{name: {"l2": array (n,), "cosine": array (n,), "l2_mean": ..., "l2_median": ...,
+    "cosine_mean": ...}}`` over the first ``n`` images of ``dataset``.
+    """
+    unknown = sorted(set(transforms) - set(TRANSFORMS))
+    if unknown:
+        raise ValueError(f"unknown invariance transform(s) {unknown}; choose from {sorted(TRANSFORMS)}")
+    device = torch.device(device)
+    backbone = backbone.to(device).eval()
+    n = min(n, len(dataset))
+
+    def embed(x: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
+            h = backbone(x.contiguous(memory_format=torch.channels_last)).float()
+        return torch.nn.functional.normalize(h, dim=1)
+
+    out = {}
+    for name in transforms:
+        transform = TRANSFORMS[name](dataset, size)
+        gen = torch.Generator().manual_seed(seed)
+        l2, cos = [], []
+        for start in range(0, n, batch_size):
+            images = torch.from_numpy(np.array(dataset.images[start : min(n, start + batch_size)]))
+            images = images.permute(0, 3, 1, 2).to(device)  # uint8 (B, C, H, W)
+            x = to_input(images, dataset.mean, dataset.std, size)
+            z, zt = embed(x), embed(transform(images, x, gen).to(device))
+            l2.append((z - zt).norm(dim=1).cpu())
+            cos.append((1 - (z * zt).sum(1)).cpu())
+        l2_all, cos_all = torch.cat(l2).numpy(), torch.cat(cos).numpy()
+        out[name] = {"l2": l2_all, "cosine": cos_all, "l2_mean": float(l2_all.mean()),
+                     "l2_median": float(np.median(l2_all)), "cosine_mean": float(cos_all.mean())}
+    return out

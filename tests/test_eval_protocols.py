@@ -1,0 +1,149 @@
+"""The label-using protocols (SGD probe, fine-tuning), per-layer probes, invariance, and `selfsup eval --protocol`."""
+import json
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from selfsup.backbones import build_backbone
+from selfsup.cli import main
+from selfsup.data import load_dataset
+from selfsup.eval.invariance import invariance, shuffle_tiles
+from selfsup.eval.layers import layer_probes, pooled_features
+from selfsup.eval.supervised import balanced_subset, finetune, holdout_split, lr_at, sgd_probe
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+@pytest.fixture(scope="module")
+def fmnist():
+    train = load_dataset("fashion_mnist", split="train").subset(range(3000))
+    test = load_dataset("fashion_mnist", split="test").subset(range(1000))
+    return train, test
+
+
+class Pixels(nn.Module):
+    """A 'backbone' whose pre-logits are the flattened first channel: a known, fixed representation."""
+
+    out_dim = 28 * 28
+
+    def __init__(self):
+        super().__init__()
+        self.dummy = nn.Parameter(torch.zeros(1))  # gives the module a device and dtype
+
+    def forward(self, x):
+        return x[:, 0].flatten(1) + 0 * self.dummy
+
+
+class MeanColour(Pixels):
+    """Pre-logits that ignore where pixels are: invariant to rotations and tile shuffles."""
+
+    out_dim = 3
+
+    def forward(self, x):
+        return x.mean(dim=(2, 3)) + 0 * self.dummy
+
+
+def test_balanced_subset_takes_the_fraction_of_every_class_with_a_fixed_seed():
+    labels = np.repeat(np.arange(4), [100, 200, 50, 3])
+    idx = balanced_subset(labels, 0.1, seed=3)
+    counts = np.bincount(labels[idx], minlength=4)
+    assert counts.tolist() == [10, 20, 5, 1]  # at least one image of the rarest class
+    assert np.array_equal(idx, balanced_subset(labels, 0.1, seed=3))
+    assert not np.array_equal(idx, balanced_subset(labels, 0.1, seed=4))
+    with pytest.raises(ValueError, match="fraction"):
+        balanced_subset(labels, 0.0)
+
+
+def test_holdout_split_is_a_partition():
+    fit, val = holdout_split(100, 0.2, seed=1)
+    assert len(val) == 20 and sorted(np.concatenate([fit, val]).tolist()) == list(range(100))
+
+
+def test_schedules():
+    assert lr_at(0, 100, 0.1, "cosine") == pytest.approx(0.1)
+    assert lr_at(50, 100, 0.1, "cosine") == pytest.approx(0.05)
+    assert [lr_at(s, 100, 1.0, "step") for s in (0, 59, 60, 80)] == pytest.approx([1.0, 1.0, 0.1, 0.01])
+    with pytest.raises(ValueError, match="schedule"):
+        lr_at(0, 10, 0.1, "linear")
+
+
+def test_sgd_probe_learns_pixels_and_picks_its_lr_on_held_out_data(fmnist):
+    train, test = fmnist
+    r = sgd_probe(Pixels(), train, test, 28, steps=150, batch_size=128, lrs=(1e-4, 0.1), precision="fp32")
+    assert set(r.val_top1) == {1e-4, 0.1}
+    assert r.lr == max(r.val_top1, key=r.val_top1.get)
+    assert r.top1 > 65, r  # raw pixels reach ~80% with a full run; chance is 10%
+
+
+def test_finetuning_a_small_resnet_on_few_labels_beats_chance(fmnist):
+    train, test = fmnist
+    torch.manual_seed(0)
+    backbone = build_backbone("resnet18_v1", width=0.125)
+    before = [p.clone() for p in backbone.parameters()]
+    scores = finetune(backbone, train.subset(balanced_subset(train.labels, 0.1)), test, 28, steps=60, batch_size=64)
+    assert scores["top1"] > 40, scores
+    assert all(torch.equal(a, b) for a, b in zip(before, backbone.parameters())), "fine-tuning must work on a copy"
+
+
+def test_layer_probes_score_every_layer_in_order(fmnist):
+    train, test = fmnist
+    torch.manual_seed(0)
+    backbone = build_backbone("resnet18_v1", width=0.125)
+    extract = pooled_features(backbone, 256, precision="fp32")
+    names = tuple(backbone.feature_names)
+    out = layer_probes(extract(train, names), train.labels, extract(test, names), test.labels)
+    assert list(out) == list(names)
+    for name, r in out.items():
+        assert r["dims"] <= 2 * 256 or name == "pre_logits"
+        assert 20 < r["top1"] <= r["top5"] <= 100, (name, r)
+
+
+def test_shuffle_tiles_moves_whole_cells():
+    x = torch.arange(2 * 9 * 9, dtype=torch.float32).reshape(2, 1, 9, 9).expand(2, 3, 9, 9).clone()
+    y = shuffle_tiles(None, x, torch.Generator().manual_seed(0))
+    assert not torch.equal(x, y)
+    for b in range(2):
+        cells_x = {tuple(x[b, 0, i:i + 3, j:j + 3].flatten().tolist()) for i in (0, 3, 6) for j in (0, 3, 6)}
+        cells_y = {tuple(y[b, 0, i:i + 3, j:j + 3].flatten().tolist()) for i in (0, 3, 6) for j in (0, 3, 6)}
+        assert cells_x == cells_y
+
+
+def test_invariance_is_zero_for_an_invariant_representation_and_not_for_pixels(fmnist):
+    _, test = fmnist
+    small = test.subset(range(200))
+    inv = invariance(MeanColour(), small, 27, transforms=("rotation", "jigsaw"), precision="fp32")
+    pix = invariance(Pixels(), small, 27, transforms=("rotation", "jigsaw", "crop", "colour"), precision="fp32")
+    for name in ("rotation", "jigsaw"):
+        assert inv[name]["l2_mean"] < 1e-4 and pix[name]["l2_mean"] > 0.1
+        assert inv[name]["l2"].shape == (200,)
+    assert all(0 <= pix[k]["cosine_mean"] <= 2 for k in pix)
+    with pytest.raises(ValueError, match="unknown invariance transform"):
+        invariance(Pixels(), small, 27, transforms=("blur",))
+
+
+def test_eval_cli_runs_every_protocol_and_caches_features(tmp_path, capsys):
+    assert main(["train", "rotation", f"out_dir={tmp_path}", "name=r", "data.subset=256", "backbone.width=0.125",
+                 "train.steps=3", "train.warmup_steps=0", "train.batch_size=32", "train.progress=false"]) == 0
+    run = tmp_path / "r"
+    assert main(["eval", str(run), "--protocol", "knn", "linear", "clustering", "layers", "invariance",
+                 "--train-subset", "1000", "--pool-to", "128"]) == 0
+    r = json.loads((run / "eval.json").read_text())
+    assert {"knn_top1", "linear_top1", "clustering", "layers", "invariance", "pretext_acc"} <= set(r)
+    assert list(r["layers"]) == ["stem", "block1", "block2", "block3", "block4", "pre_logits"]
+    assert set(r["clustering"]) == {"k=10", "k=20"} and 0 <= r["clustering"]["k=10"]["nmi"] <= 1
+    assert set(r["invariance"]) == {"rotation", "jigsaw", "colour", "crop"}
+    assert (run / "invariance.npz").exists()
+    cached = sorted(p.name for p in (run / "features").rglob("*.npy"))
+    assert "pre_logits__poolnone.npy" in cached and "block2__pool128.npy" in cached
+    mtimes = {p: p.stat().st_mtime_ns for p in (run / "features").rglob("*.npy")}
+    assert main(["eval", str(run), "--protocol", "knn", "--train-subset", "1000"]) == 0  # reads the cache
+    assert all(p.stat().st_mtime_ns == t for p, t in mtimes.items())
+    assert json.loads((run / "eval.json").read_text())["layers"] == r["layers"]  # merged, not overwritten
+    assert main(["eval", str(run), "--protocol", "knn", "linear", "--dataset", "elpv"]) == 0  # transfer to solar cells
+    transfer = json.loads((run / "eval_on_elpv.json").read_text())
+    assert transfer["dataset"] == "elpv" and transfer["test_images"] == 654
+    assert 40 < transfer["knn_top1"] <= 100 and 40 < transfer["linear_top1"] <= 100  # 4 classes, 58% majority
+    assert main(["eval", str(run), "--protocol", "knn", "telepathy"]) == 2
+    assert "unknown protocol" in capsys.readouterr().err
