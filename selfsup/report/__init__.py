@@ -1,0 +1,1 @@
+"""From run folders to figures, tables and the HTML report."""
