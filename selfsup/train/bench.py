@@ -208,7 +208,7 @@ def format_report(r: dict) -> str:
 def format_markdown(results: list[dict]) -> str:
     """A Markdown table, one row per measurement, for the README."""
     rows = [
-        "| method | backbone | device | precision | batch | images/s | backbone inputs/s | bare inputs/s | bare / full "
+        "| method | backbone | device | precision | batch | images/s | backbone inputs/s | bare inputs/s | full / bare speed "
         "| backbone TFLOP/s | of matmul peak | peak MiB (full / bare) |",
         "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
