@@ -32,13 +32,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("overrides", nargs="*", help="key=value overrides of the demo config")
     p.add_argument("--out", default="runs", help="folder for the demo's run")
 
-    p = sub.add_parser("bench", help="training images/s of methods next to the bare backbone's forward+backward")
-    p.add_argument("--methods", nargs="+", default=["simclr", "rotation"])
-    p.add_argument("--backbone", default="resnet18_v1")
-    p.add_argument("--size", type=int, default=32)
-    p.add_argument("--batch-size", type=int, default=256)
-    p.add_argument("--steps", type=int, default=5)
-    p.add_argument("--precision", choices=["fp32", "bf16"], default="bf16")
+    p = sub.add_parser("speed", help="images/s, memory and FLOP/s of a config's training step next to its bare backbone")
+    p.add_argument("config", help="a YAML file or the name of a bundled config")
+    p.add_argument("overrides", nargs="*", help="key=value overrides, e.g. train.batch_size=128 backbone.width=0.5")
+    p.add_argument("--steps", type=int, default=10, help="timed steps (after warm-up)")
+    p.add_argument("--warmup", type=int, default=2, help="untimed steps first (more with --compile)")
+    p.add_argument("--precision", choices=["auto", "fp32", "bf16"], help="default: the config's train.precision")
+    p.add_argument("--compile", action="store_true", help="torch.compile the backbone (skipped with a message if it fails)")
+    p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
+                   help="default: the config's train.channels_last")
+    p.add_argument("--markdown", action="store_true", help="also print a Markdown table row (with its header)")
+    p.add_argument("--json", metavar="PATH", help="also write the measurements as JSON")
 
     sub.add_parser("backbones", help="parameters, FLOPs and CPU speed of every backbone (Markdown table)")
     sub.add_parser("bench-eval", help="time the L-BFGS probe, kNN and k-means on a 60k x 512 feature matrix")
@@ -61,11 +65,17 @@ def main(argv: list[str] | None = None) -> int:
 def _run(args: argparse.Namespace, rest: list[str]) -> int:
     if args.command == "train":
         from selfsup.config import load_config
+        from selfsup.train import distributed
         from selfsup.train.loop import train
 
         cfg = load_config(args.config, args.overrides)
-        run_dir = train(cfg, resume=args.resume)
-        print(f"finished: {run_dir}")
+        try:
+            run_dir = train(cfg, resume=args.resume)  # under torchrun, one process per rank joins the group here
+            main = distributed.is_main()
+        finally:
+            distributed.shutdown()
+        if main:
+            print(f"finished: {run_dir}")
     elif args.command == "eval":
         from selfsup.eval.run import evaluate_run, format_results
 
@@ -77,10 +87,20 @@ def _run(args: argparse.Namespace, rest: list[str]) -> int:
         from selfsup.demo import run_demo
 
         run_demo(args.overrides, out_dir=args.out)
-    elif args.command == "bench":
-        from selfsup.train.bench import bench_training
+    elif args.command == "speed":
+        from selfsup.config import load_config
+        from selfsup.train.bench import format_markdown, format_report, measure_speed
 
-        bench_training(args.methods, args.backbone, args.size, args.batch_size, args.steps, args.precision)
+        result = measure_speed(load_config(args.config, args.overrides), steps=args.steps, warmup=args.warmup,
+                               precision=args.precision, compile=args.compile, channels_last=args.channels_last)
+        print(format_report(result))
+        if args.markdown:
+            print("\n" + format_markdown([result]))
+        if args.json:
+            import json
+            from pathlib import Path
+
+            Path(args.json).write_text(json.dumps(result, indent=1))
     elif args.command == "backbones":
         from selfsup.backbones.profile import main as table
 

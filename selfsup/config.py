@@ -67,6 +67,9 @@ class TrainConfig:
     ckpt_every: int = 500
     log_every: int = 20
     progress: bool = True
+    # multi-process (torchrun) only; batch_size above is per process, the global batch is world_size times it
+    sync_bn: bool = False  # batch-norm statistics over the global batch (SyncBatchNorm; CUDA only)
+    find_unused_parameters: bool = False  # for methods leaving some trainable parameters without gradient in a step
 
 
 @dataclass

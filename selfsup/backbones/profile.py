@@ -27,8 +27,9 @@ def count_params(model: nn.Module) -> int:
 
 
 @torch.no_grad()
-def count_macs(model: nn.Module, size: int) -> int:
-    """Multiply-accumulates of every conv and linear layer for one ``size`` x ``size`` image."""
+def count_macs(model: nn.Module, size: int | tuple[int, int]) -> int:
+    """Multiply-accumulates of every conv and linear layer for one ``size`` x ``size`` (or (H, W)) image."""
+    height, width = (size, size) if isinstance(size, int) else size
     total = 0
 
     def conv_hook(m: nn.Conv2d, inp, out: torch.Tensor) -> None:
@@ -46,7 +47,7 @@ def count_macs(model: nn.Module, size: int) -> int:
     model.eval()
     try:
         p = next(model.parameters())
-        model(torch.zeros(1, getattr(model, "in_channels", 3), size, size, dtype=p.dtype, device=p.device))
+        model(torch.zeros(1, getattr(model, "in_channels", 3), height, width, dtype=p.dtype, device=p.device))
     finally:
         for h in hooks:
             h.remove()
@@ -54,7 +55,7 @@ def count_macs(model: nn.Module, size: int) -> int:
     return total
 
 
-def count_flops(model: nn.Module, size: int) -> int:
+def count_flops(model: nn.Module, size: int | tuple[int, int]) -> int:
     """FLOPs per image, counted as 2 * MACs of conv and linear layers (see count_macs)."""
     return 2 * count_macs(model, size)
 
@@ -131,12 +132,24 @@ def peak_step_bytes(model: nn.Module, x: torch.Tensor) -> int:
     maximum of the running sum, so it includes the transient buffers of the
     backward (e.g. RevNet's recomputation), not only what autograd stored.
     """
+    model.train()
+    peak = peak_allocated_bytes(lambda: model(x).float().square().mean().backward())
+    model.zero_grad(set_to_none=True)
+    return peak
+
+
+def peak_allocated_bytes(fn) -> int:
+    """Peak bytes of CPU tensors allocated while ``fn()`` runs, above what was live before.
+
+    Replays the CPU allocator's allocation and free events recorded by
+    ``torch.profiler`` (``profile_memory=True``) in time order and takes the
+    maximum of the running sum.
+    """
     from torch._C._profiler import _EventType
     from torch.profiler import ProfilerActivity, profile
 
-    model.train()
     with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
-        model(x).float().square().mean().backward()
+        fn()
     events: list[tuple[int, int]] = []  # (time ns, +bytes allocated / -bytes freed)
     stack = list(prof.profiler.kineto_results.experimental_event_tree())
     while stack:
@@ -150,7 +163,6 @@ def peak_step_bytes(model: nn.Module, x: torch.Tensor) -> int:
     for _, nbytes in sorted(events):
         live += nbytes
         peak = max(peak, live)
-    model.zero_grad(set_to_none=True)
     return peak
 
 

@@ -39,6 +39,10 @@ class Method(nn.Module):
     def training_step(self, batch: Batch, step: int) -> StepOutput:
         raise NotImplementedError
 
+    def forward(self, batch: Batch, step: int) -> StepOutput:
+        """``method(batch, step)`` is ``training_step``: DDP syncs gradients only of a forward that went through it."""
+        return self.training_step(batch, step)
+
     def ema_pairs(self) -> list[tuple[nn.Module, nn.Module]]:
         """(online, target) module pairs the loop updates as target = m*target + (1-m)*online."""
         return []

@@ -1,72 +1,278 @@
-"""Throughput of the full training step next to the bare backbone's forward+backward.
+"""``selfsup speed``: a config's full training step next to its bare backbone, from one run.
 
-Both sides process the same number of backbone inputs per step (SimCLR feeds 2
-views per image, rotation 4), in the same precision and memory format, so the
-ratio shows exactly what augmentation, heads, loss and the loop cost.
+The full step is what the loop runs for one batch (augmentation on the batch's
+device, every backbone forward, heads, loss, backward, optimizer, EMA update);
+data loading is left out (a batch is sliced from the uint8 memmap in well under
+a millisecond). The bare step is the backbone alone, forward+backward+SGD, on
+exactly the backbone inputs the method fed it, counted by hooks on every
+Backbone module during a step (SimCLR: 2 views per image, RotNet: 4, multi-crop:
+views of several sizes; an EMA or key encoder's no-grad forwards count as
+forwards only), in the same precision and memory format. So ``ratio`` (bare
+step time / full step time) is the share of the step that the backbone's own
+work takes, and 1 - ratio is what everything else costs.
+
+FLOP/s: backbone FLOPs per input from ``selfsup.backbones.profile.count_flops``
+(2 x conv/linear MACs), x3 for inputs that are back-propagated (forward plus a
+backward of about twice its cost), x1 for no-grad forwards, divided by the step
+time. They are set against the machine's own fp32 and bf16 matrix-multiply
+FLOP/s, measured first with a few large square matmuls.
+
+Peak memory: on CUDA ``torch.cuda.max_memory_allocated`` during one step, above
+what was allocated before it (weights, gradients and optimizer state excluded);
+on CPU the peak of CPU tensor allocations during one step, replayed from
+``torch.profiler``'s memory events (not RSS, which the allocator's caching blurs).
 """
 from __future__ import annotations
 
+import copy
+import statistics
 import time
+from contextlib import nullcontext
+from dataclasses import dataclass
+from typing import Callable
 
 import torch
+from torch import nn
 
-from selfsup.augment import ViewAugment
-from selfsup.backbones import build_backbone
-from selfsup.data import Batch
-from selfsup.methods import build_method
-from selfsup.train.loop import train_step
+from selfsup.backbones.base import Backbone
+from selfsup.backbones.profile import count_flops, peak_allocated_bytes
+from selfsup.config import RunConfig
+from selfsup.data import Batch, BatchLoader
+from selfsup.methods import Method
+from selfsup.train.build import autocast_dtype, load_train_data, make_method, resolve_device
+from selfsup.train.loop import _ema_update, train_step
 from selfsup.train.optim import build_optimizer
 
-def _timed(fn, steps: int) -> float:
-    fn()  # warm-up (allocator, oneDNN kernels)
-    fn()
-    start = time.perf_counter()
-    for _ in range(steps):
+
+@dataclass(frozen=True)
+class BackboneCall:
+    """One forward of a backbone inside a training step: ``n`` images of ``height`` x ``width``."""
+
+    n: int
+    height: int
+    width: int
+    grad: bool  # back-propagated (online encoder) or not (EMA target, key encoder)
+
+
+def backbone_calls(method: Method, batch: Batch, amp: torch.dtype | None) -> list[BackboneCall]:
+    """Every top-level Backbone forward of one ``method`` step, counted by hooks, not assumed."""
+    calls: list[BackboneCall] = []
+    depth = 0
+
+    def before(module, args) -> None:
+        nonlocal depth
+        if depth == 0:
+            x = args[0]  # (n, C, H, W)
+            calls.append(BackboneCall(x.shape[0], x.shape[-2], x.shape[-1], torch.is_grad_enabled()))
+        depth += 1
+
+    def after(module, args, output) -> None:
+        nonlocal depth
+        depth -= 1
+
+    hooks = [h for m in method.modules() if isinstance(m, Backbone)
+             for h in (m.register_forward_pre_hook(before), m.register_forward_hook(after))]
+    try:
+        with _autocast(batch.images.device, amp):
+            method(batch, 0)  # a forward only: no backward, no optimizer step
+    finally:
+        for h in hooks:
+            h.remove()
+    return calls
+
+
+def matmul_flops(dtype: torch.dtype, device: torch.device, n: int | None = None, seconds: float = 0.3) -> float:
+    """FLOP/s of ``n`` x ``n`` matrix products in ``dtype``: the machine's practical peak for dense work."""
+    n = n or (8192 if device.type == "cuda" else 1024)
+    a = torch.randn(n, n, device=device).to(dtype)
+    b = torch.randn(n, n, device=device).to(dtype)
+    a @ b  # warm-up: kernel selection, allocation
+    _sync(device)
+    reps, start = 0, time.perf_counter()
+    while reps < 2 or time.perf_counter() - start < seconds:
+        a @ b
+        reps += 1
+        _sync(device)
+    return 2 * n**3 * reps / (time.perf_counter() - start)
+
+
+def measure_speed(cfg: RunConfig, steps: int = 10, warmup: int = 2, precision: str | None = None,
+                  compile: bool = False, channels_last: bool | None = None,
+                  matmul_seconds: float = 0.3) -> dict:
+    """Time ``cfg``'s training step and its bare backbone; see the module docstring for what is measured."""
+    if steps < 1 or warmup < 1:
+        raise ValueError(f"steps and warmup must be at least 1, got steps={steps}, warmup={warmup}")
+    t = cfg.train
+    device = resolve_device(t.device)
+    amp = autocast_dtype(precision or t.precision, device)
+    channels_last = t.channels_last if channels_last is None else channels_last
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    peaks = {name: matmul_flops(dtype, device, seconds=matmul_seconds)
+             for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16))}
+
+    dataset = load_train_data(cfg)
+    torch.manual_seed(t.seed)
+    method = make_method(cfg, dataset).to(device).to(memory_format=fmt).train()
+    batch = next(iter(BatchLoader(dataset, t.batch_size, device=device, seed=t.seed)))
+    calls = backbone_calls(method, batch, amp)
+    bare = copy.deepcopy(method.backbone)  # the same architecture and weights, outside the method
+
+    original, bare_net, compile_note = method.backbone, bare, "off"
+    if compile:
+        try:  # lazy: the compilation itself happens in the first steps
+            method.backbone, bare_net, compile_note = torch.compile(original), torch.compile(bare), "on"
+        except Exception as err:  # noqa: BLE001
+            compile_note = _failed(err)
+    opt = build_optimizer(t.optimizer, method, t.lr, t.weight_decay, t.momentum)
+    pairs = method.ema_pairs()
+    counter = iter(range(10**9))
+
+    def full_step() -> None:
+        train_step(method, opt, batch, next(counter), amp, t.grad_clip)
+        if pairs:
+            _ema_update(pairs, 0.99)
+
+    bare_opt = build_optimizer("sgd", bare, lr=0.01, weight_decay=1e-4)
+    inputs = [torch.randn(c.n, 3, c.height, c.width, device=device).contiguous(memory_format=fmt) for c in calls]
+
+    def bare_step() -> None:
+        losses = []
+        with _autocast(device, amp):
+            for c, x in zip(calls, inputs):
+                with nullcontext() if c.grad else torch.no_grad():
+                    out = bare_net(x).float()
+                if c.grad:
+                    losses.append(out.square().mean())
+        bare_opt.zero_grad(set_to_none=True)
+        torch.stack(losses).sum().backward()
+        bare_opt.step()
+
+    compile_s = None
+    if compile and compile_note == "on":
+        start = time.perf_counter()
+        try:
+            for _ in range(warmup):
+                full_step()
+                bare_step()
+            compile_s = time.perf_counter() - start
+        except Exception as err:  # noqa: BLE001 - compilers fail in many ways; measure without
+            method.backbone, bare_net, compile_note = original, bare, _failed(err)
+    step_s = _median_time(full_step, steps, warmup, device)
+    bare_s = _median_time(bare_step, steps, warmup, device)
+    peak = _peak_bytes(full_step, device)
+    bare_peak = _peak_bytes(bare_step, device)
+
+    inputs_per_step = sum(c.n for c in calls)
+    flops_per_step = sum(c.n * count_flops(bare, (c.height, c.width)) * (3 if c.grad else 1) for c in calls)
+    used = "bf16" if amp == torch.bfloat16 else "fp32"
+    achieved = flops_per_step / step_s
+    return {
+        "method": cfg.method["name"], "backbone": cfg.backbone["name"], "width": cfg.backbone.get("width", 1.0),
+        "device": _device_name(device), "threads": torch.get_num_threads(), "precision": used,
+        "channels_last": channels_last, "compile": compile_note, "compile_s": compile_s,
+        "batch_size": t.batch_size, "view_sizes": sorted({f"{c.height}x{c.width}" for c in calls}),
+        "steps": steps, "warmup": warmup,
+        "backbone_inputs_per_step": inputs_per_step,
+        "backbone_inputs_with_grad": sum(c.n for c in calls if c.grad),
+        "backbone_inputs_per_image": inputs_per_step / t.batch_size,
+        "step_s": step_s, "images_per_s": t.batch_size / step_s, "backbone_inputs_per_s": inputs_per_step / step_s,
+        "bare_step_s": bare_s, "bare_inputs_per_s": inputs_per_step / bare_s,
+        "ratio": bare_s / step_s,  # bare / full time on the same inputs: the backbone's share of the step
+        "backbone_gflop_per_step": flops_per_step / 1e9,
+        "achieved_flops": achieved, "bare_achieved_flops": flops_per_step / bare_s,
+        "matmul_flops_fp32": peaks["fp32"], "matmul_flops_bf16": peaks["bf16"],
+        "of_matmul_peak": achieved / peaks[used],  # against the matmul peak of the precision in use
+        "peak_mem_mib": peak / 2**20, "bare_peak_mem_mib": bare_peak / 2**20,
+        "memory_measure": "torch.cuda.max_memory_allocated" if device.type == "cuda" else "torch.profiler CPU allocations",
+    }  # fmt: skip
+
+
+def format_report(r: dict) -> str:
+    """The measurements as a few human-readable lines."""
+    return "\n".join([
+        f"{r['method']} / {r['backbone']} (width {r['width']:g}), batch {r['batch_size']}, views {', '.join(r['view_sizes'])} px, "
+        f"{r['precision']}, channels_last={r['channels_last']}, compile: {r['compile']}",
+        f"device: {r['device']}, {r['threads']} threads; median of {r['steps']} steps after {r['warmup']} warm-up"
+        + (f"; compiling took {r['compile_s']:.1f} s" if r["compile_s"] else ""),
+        f"full training step:   {r['images_per_s']:9.1f} images/s = {r['backbone_inputs_per_s']:9.1f} backbone inputs/s "
+        f"({r['backbone_inputs_per_image']:g} per image, {r['backbone_inputs_with_grad']} of {r['backbone_inputs_per_step']} back-propagated)",
+        f"bare backbone fwd+bwd: {r['bare_inputs_per_s']:9.1f} inputs/s on the same inputs",
+        f"bare / full time:     {r['ratio']:9.1%}  (the backbone's share of the step)",
+        f"backbone FLOP/s:      {_flops(r['achieved_flops'])} in the full step, {_flops(r['bare_achieved_flops'])} bare "
+        f"({r['backbone_gflop_per_step']:.3g} GFLOP per step); {r['of_matmul_peak']:.1%} of the {r['precision']} matmul peak",
+        f"matmul peak:          {_flops(r['matmul_flops_fp32'])} fp32, {_flops(r['matmul_flops_bf16'])} bf16",
+        f"peak memory:          {r['peak_mem_mib']:.1f} MiB full step, {r['bare_peak_mem_mib']:.1f} MiB bare ({r['memory_measure']})",
+    ])  # fmt: skip
+
+
+def format_markdown(results: list[dict]) -> str:
+    """A Markdown table, one row per measurement, for the README."""
+    rows = [
+        "| method | backbone | device | precision | batch | images/s | backbone inputs/s | bare inputs/s | full / bare speed "
+        "| backbone TFLOP/s | of matmul peak | peak MiB (full / bare) |",
+        "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in results:
+        rows.append(
+            f"| {r['method']} | {r['backbone']} x{r['width']:g} | {r['device']} | {r['precision']}"
+            f"{' compiled' if r['compile'] == 'on' else ''} | {r['batch_size']} | {r['images_per_s']:.0f} "
+            f"| {r['backbone_inputs_per_s']:.0f} | {r['bare_inputs_per_s']:.0f} | {r['ratio']:.0%} "
+            f"| {r['achieved_flops'] / 1e12:.3g} | {r['of_matmul_peak']:.0%} | {r['peak_mem_mib']:.0f} / {r['bare_peak_mem_mib']:.0f} |"
+        )
+    return "\n".join(rows)
+
+
+def _failed(err: Exception) -> str:
+    first = str(err).strip().splitlines()[0][:200] if str(err).strip() else ""
+    print(f"torch.compile failed on this machine ({type(err).__name__}: {first}); measuring without it")
+    return f"failed ({type(err).__name__}), measured without"
+
+
+def _flops(x: float) -> str:
+    """FLOP/s with a unit that keeps 3 significant digits (G on a laptop CPU, T on a GPU)."""
+    return f"{x / 1e12:.3g} TFLOP/s" if x >= 1e12 else f"{x / 1e9:.3g} GFLOP/s"
+
+
+def _autocast(device: torch.device, amp: torch.dtype | None):
+    return torch.autocast(device.type, dtype=amp) if amp is not None else nullcontext()
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _median_time(fn: Callable[[], None], steps: int, warmup: int, device: torch.device) -> float:
+    for _ in range(warmup):
         fn()
-    return (time.perf_counter() - start) / steps
+    _sync(device)
+    times = []
+    for _ in range(steps):
+        start = time.perf_counter()
+        fn()
+        _sync(device)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
 
 
-def _backbone_inputs(method, batch: Batch, amp) -> int:
-    """How many images the method's backbone sees in one step, counted, not assumed."""
-    seen = []
-    hook = method.backbone.register_forward_pre_hook(lambda module, args: seen.append(args[0].shape[0]))
-    with torch.no_grad(), torch.autocast("cpu", dtype=amp, enabled=amp is not None):
-        method.training_step(batch, 0)
-    hook.remove()
-    return sum(seen)
+def _peak_bytes(fn: Callable[[], None], device: torch.device) -> int:
+    if device.type != "cuda":
+        return peak_allocated_bytes(fn)
+    _sync(device)
+    torch.cuda.reset_peak_memory_stats(device)
+    before = torch.cuda.memory_allocated(device)
+    fn()
+    _sync(device)
+    return torch.cuda.max_memory_allocated(device) - before
 
 
-def bench_training(methods: list[str], backbone: str = "resnet18_v1", size: int = 32, batch_size: int = 256,
-                   steps: int = 5, precision: str = "bf16") -> list[dict]:
-    amp = torch.bfloat16 if precision == "bf16" else None
-    torch.manual_seed(0)
-    images = torch.randint(0, 256, (batch_size, 3, size, size), dtype=torch.uint8)
-    batch = Batch(images, torch.arange(batch_size))
-    rows = []
-    for name in methods:
-        method = build_method(name, backbone=build_backbone(backbone), augment=ViewAugment(size=size))
-        method = method.to(memory_format=torch.channels_last).train()
-        opt = build_optimizer("sgd", method, lr=0.01, weight_decay=1e-4)
-        full = _timed(lambda: train_step(method, opt, batch, 0, amp, None), steps)
-        views = _backbone_inputs(method, batch, amp) // batch_size  # e.g. 2 for SimCLR, 4 for RotNet
-
-        bare_net = build_backbone(backbone).to(memory_format=torch.channels_last).train()
-        bare_opt = build_optimizer("sgd", bare_net, lr=0.01, weight_decay=1e-4)
-        x = torch.randn(batch_size * views, 3, size, size).contiguous(memory_format=torch.channels_last)
-
-        def bare_step():
-            with torch.autocast("cpu", dtype=amp) if amp else torch.autocast("cpu", enabled=False):
-                loss = bare_net(x).float().pow(2).mean()
-            bare_opt.zero_grad(set_to_none=True)
-            loss.backward()
-            bare_opt.step()
-
-        bare = _timed(bare_step, steps)
-        rows.append({"method": name, "images_per_s": batch_size / full, "views_per_s": batch_size * views / full,
-                     "bare_views_per_s": batch_size * views / bare, "ratio": bare / full})
-    print(f"\n{backbone} at {size} px, batch {batch_size}, {precision}, {torch.get_num_threads()} threads, mean of {steps} steps")
-    print("| method | images/s | backbone inputs/s (full step) | bare backbone fwd+bwd inputs/s | full / bare |")
-    print("|---|---:|---:|---:|---:|")
-    for r in rows:
-        print(f"| {r['method']} | {r['images_per_s']:.0f} | {r['views_per_s']:.0f} | {r['bare_views_per_s']:.0f} | {r['ratio']:.0%} |")
-    return rows
+def _device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "cpu"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sys
 import time
 import warnings
@@ -21,7 +22,7 @@ from selfsup.config import RunConfig
 from selfsup.data import Batch, BatchLoader
 from selfsup.eval.monitors import embedding_std, rankme
 from selfsup.methods import Method, StepOutput
-from selfsup.train import checkpoint
+from selfsup.train import checkpoint, distributed
 from selfsup.train.build import autocast_dtype, load_train_data, make_method, resolve_device, save_run_config
 from selfsup.train.optim import build_optimizer
 from selfsup.train.schedules import ema_momentum, warmup_cosine
@@ -54,7 +55,8 @@ def prepare_run_dir(cfg: RunConfig, resume: bool) -> Path:
 def train(cfg: RunConfig, resume: bool = False) -> Path:
     """Train ``cfg``'s method and return the run folder (config, checkpoints, metrics, export)."""
     t = cfg.train
-    device = resolve_device(t.device)
+    device = distributed.setup(resolve_device(t.device))  # under torchrun: join the group, take this rank's GPU
+    main = distributed.is_main()  # rank 0 alone writes files and shows progress
     amp_dtype = autocast_dtype(t.precision, device)
     dataset = load_train_data(cfg)  # bad paths and formats fail here, before a run folder exists
     if len(dataset) < t.batch_size:
@@ -64,11 +66,14 @@ def train(cfg: RunConfig, resume: bool = False) -> Path:
     method = make_method(cfg, dataset).to(device)
     if t.channels_last:
         method = method.to(memory_format=torch.channels_last)
+    model = distributed.wrap(method, device, t.sync_bn, t.find_unused_parameters)  # DDP when world_size > 1
+    distributed.seed_this_rank(t.seed)  # each rank its own augmentations (no-op in one process)
     optimizer = build_optimizer(t.optimizer, method, t.lr, t.weight_decay, t.momentum)
     lrs = warmup_cosine(t.lr, t.steps, t.warmup_steps, final=t.min_lr)
     ema_base = method.ema_momentum()
     ema_m = ema_momentum(ema_base, t.steps) if ema_base is not None else None
-    loader = BatchLoader(dataset, t.batch_size, device=device, shuffle=True, drop_last=True, seed=t.seed)
+    loader = BatchLoader(dataset, t.batch_size, device=device, shuffle=True, drop_last=True, seed=t.seed,
+                         rank=distributed.rank(), world_size=distributed.world_size())
 
     start = 0
     if resume:
@@ -76,28 +81,33 @@ def train(cfg: RunConfig, resume: bool = False) -> Path:
         method.load_state_dict(state["method"])
         optimizer.load_state_dict(state["optimizer"])
         loader.load_state_dict(state["loader"])
-        torch.set_rng_state(state["rng"]["cpu"])
-        if device.type == "cuda" and "cuda" in state["rng"]:
-            torch.cuda.set_rng_state(state["rng"]["cuda"], device)
+        rng = state["rng_ranks"][distributed.rank()] if "rng_ranks" in state else state["rng"]
+        torch.set_rng_state(rng["cpu"])
+        if device.type == "cuda" and "cuda" in rng:
+            torch.cuda.set_rng_state(rng["cuda"], device)
         start = state["step"]
-        _truncate_log(run_dir / "metrics.jsonl", start)
-    else:
+        if main:
+            _truncate_log(run_dir / "metrics.jsonl", start)
+    elif main:
         save_run_config(cfg, run_dir)
 
     def save(step: int, name: str = "last.pt") -> None:
         rng = {"cpu": torch.get_rng_state()}
         if device.type == "cuda":
             rng["cuda"] = torch.cuda.get_rng_state(device)
+        rng_ranks = distributed.gather_objects(rng)  # collective: every rank calls save()
+        if not main:
+            return
         checkpoint.save_atomic(
             {"method": method.state_dict(), "optimizer": optimizer.state_dict(), "loader": loader.state_dict(),
-             "step": step, "rng": rng, "config": cfg.to_dict()},
+             "step": step, "rng": rng, "config": cfg.to_dict(), **({"rng_ranks": rng_ranks} if len(rng_ranks) > 1 else {})},
             run_dir / name,
         )
 
-    log = open(run_dir / "metrics.jsonl", "a")
-    tb = _tensorboard(run_dir)
+    log = open(run_dir / "metrics.jsonl" if main else os.devnull, "a")
+    tb = _tensorboard(run_dir) if main else None
     bar = tqdm(total=t.steps, initial=start, desc=f"{cfg.method['name']} {cfg.name}", unit="step",
-               disable=not t.progress, dynamic_ncols=True, file=sys.stderr)
+               disable=not (t.progress and main), dynamic_ncols=True, file=sys.stderr)
     method.train()
     batches = _forever(loader)
     seen, t_window = 0, time.perf_counter()
@@ -106,7 +116,7 @@ def train(cfg: RunConfig, resume: bool = False) -> Path:
             group["lr"] = float(lrs[step])
         batch = next(batches)
         try:
-            out = train_step(method, optimizer, batch, step, amp_dtype, t.grad_clip)
+            out = train_step(model, optimizer, batch, step, amp_dtype, t.grad_clip)
         except NonFiniteLossError as err:
             log.close()
             bar.close()
@@ -117,11 +127,12 @@ def train(cfg: RunConfig, resume: bool = False) -> Path:
         loss = out.loss
         if ema_m is not None:
             _ema_update(method.ema_pairs(), float(ema_m[step]))
-        seen += len(batch)
+        seen += len(batch) * distributed.world_size()  # images of all ranks
         done = step + 1
         if done % t.log_every == 0 or done == t.steps:
             now = time.perf_counter()
-            record = {"step": done, "loss": loss.item(), "lr": float(lrs[step]), "img_per_s": seen / (now - t_window), **out.metrics}
+            means = distributed.average({"loss": loss.item(), **out.metrics}, device)  # over ranks
+            record = {"step": done, "lr": float(lrs[step]), "img_per_s": seen / (now - t_window), **means}
             if out.embedding is not None:
                 z = out.embedding.float()
                 record["emb_std"] = embedding_std(z)
@@ -143,17 +154,19 @@ def train(cfg: RunConfig, resume: bool = False) -> Path:
     bar.close()
     log.close()
     save(t.steps)
+    if not main:
+        return run_dir
     checkpoint.export_backbone(method.backbone, run_dir / "backbone.safetensors")
     (run_dir / "done.json").write_text(json.dumps({"steps": t.steps, "finished": time.strftime("%Y-%m-%d %H:%M:%S")}))
     return run_dir
 
 
-def train_step(method: Method, optimizer: torch.optim.Optimizer, batch: Batch, step: int,
+def train_step(method: Method | torch.nn.Module, optimizer: torch.optim.Optimizer, batch: Batch, step: int,
                amp_dtype: torch.dtype | None, grad_clip: float | None) -> StepOutput:
-    """One optimisation step; the loss in the returned output is detached and float32."""
+    """One optimisation step of a Method (or its DDP wrapper); the returned loss is detached and float32."""
     device_type = batch.images.device.type
     with torch.autocast(device_type, dtype=amp_dtype) if amp_dtype else nullcontext():
-        out = method.training_step(batch, step)
+        out = method(batch, step)  # forward = training_step, through the DDP wrapper when there is one
     loss = out.loss.float()
     if not torch.isfinite(loss):
         raise NonFiniteLossError(f"loss is {loss.item()} at step {step}")

@@ -1,0 +1,269 @@
+"""Data-parallel training on 2 CPU processes (gloo) gives what one process gives on the global batch.
+
+Each equality check is ONE function, decorated with ``@two_rank_check``, that
+computes global quantities (the loss averaged over ranks, gradients as DDP leaves
+them, per-image tensors concatenated over ranks) from a seeded global batch of
+which each rank takes its rows. The same function runs once in this process
+(world size 1, the reference) and on 2 spawned ranks (all checks in one spawn);
+the test compares the results. A new method's check (MoCo's queue, SwAV's
+Sinkhorn, a memory bank) is one more decorated function.
+
+BatchNorm computes batch statistics per process, so a method with BN in
+training mode does NOT match one process on the global batch (that is what
+train.sync_bn is for, on CUDA). The checks here test losses on given
+embeddings, and the full SimCLR step with BN in eval mode (per-image) and fixed views.
+"""
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import traceback
+from datetime import timedelta
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+from safetensors.torch import load_file
+
+from selfsup.data import BatchLoader, from_arrays
+from selfsup.data.batch import Batch
+from selfsup.nn.distributed import gather_with_grad, rank, world_size
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+ROOT = Path(__file__).resolve().parents[1]
+WORLD = 2
+GLOBAL_BATCH = 8  # images in the global batch; each of the 2 ranks takes 4
+
+# --- running a function on 2 ranks ----------------------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _entry(r: int, port: int, fn: Callable, args: tuple) -> None:
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=r, world_size=WORLD,
+                            timeout=timedelta(seconds=60))  # a check that desynchronises fails instead of hanging
+    try:
+        fn(*args)
+    finally:
+        dist.destroy_process_group()
+
+
+def on_two_ranks(fn: Callable, *args) -> None:
+    """Run ``fn(*args)`` in 2 fresh processes joined by a gloo group; a rank's exception is raised here."""
+    os.environ["OMP_NUM_THREADS"] = "1"  # inherited by the spawned processes
+    mp.spawn(_entry, args=(_free_port(), fn, args), nprocs=WORLD, join=True)
+
+
+def local_rows(x: torch.Tensor) -> torch.Tensor:
+    """This rank's rows of a global batch (all of them in one process)."""
+    n = x.shape[0] // world_size()
+    return x[rank() * n : (rank() + 1) * n]
+
+
+def mean_over_ranks(x: torch.Tensor) -> torch.Tensor:
+    x = x.detach().clone()
+    if world_size() > 1:
+        dist.all_reduce(x)
+        x /= world_size()
+    return x
+
+
+def cat_over_ranks(x: torch.Tensor) -> torch.Tensor:
+    """Per-image tensors of all ranks in global order (no gradient)."""
+    if world_size() == 1:
+        return x.detach().clone()
+    parts = [torch.empty_like(x) for _ in range(world_size())]
+    dist.all_gather(parts, x.detach().contiguous())
+    return torch.cat(parts)
+
+
+CHECKS: dict[str, Callable[[], dict[str, torch.Tensor]]] = {}
+
+
+def two_rank_check(fn: Callable[[], dict[str, torch.Tensor]]) -> Callable[[], dict[str, torch.Tensor]]:
+    CHECKS[fn.__name__] = fn
+    return fn
+
+
+# --- the checks -----------------------------------------------------------------------------------------------------
+
+
+@two_rank_check
+def gather_with_grad_backward() -> dict[str, torch.Tensor]:
+    """Each rank's loss uses its own rows against ALL rows (as contrastive losses do).
+
+    The single-process objective is the sum of the ranks' losses; the gradient a
+    rank gets for its rows must equal that objective's gradient for those rows:
+    the gather's backward sums over ranks (a mean would be off by the world size).
+    """
+    g = torch.Generator().manual_seed(1)
+    x_global = torch.randn(GLOBAL_BATCH, 5, generator=g)  # (8, 5)
+    w = torch.randn(5, 5, generator=g)
+    x = local_rows(x_global).clone().requires_grad_()  # (8/W, 5)
+    everything = gather_with_grad(x)  # (8, 5)
+    loss = torch.tanh(x @ w @ everything.T).pow(2).sum()  # this rank's rows against all rows
+    loss.backward()
+    return {"gathered": everything.detach(), "loss_sum": mean_over_ranks(loss) * world_size(), "grad": cat_over_ranks(x.grad)}
+
+
+@two_rank_check
+def nt_xent_loss_and_gradients() -> dict[str, torch.Tensor]:
+    """SimCLR's NT-Xent with every rank's views as negatives, through a shared linear projector.
+
+    DDP averages the parameter gradients over ranks; the loss averaged over ranks
+    and those gradients equal the single-process loss and gradients on the global batch.
+    """
+    from selfsup.losses import nt_xent
+
+    g = torch.Generator().manual_seed(2)
+    h1, h2 = torch.randn(2, GLOBAL_BATCH, 6, generator=g)  # two views' pre-logits, (8, 6) each
+    proj = torch.nn.Linear(6, 4)
+    with torch.no_grad():
+        proj.weight.copy_(torch.randn(4, 6, generator=g))
+        proj.bias.copy_(torch.randn(4, generator=g))
+    loss = nt_xent(proj(local_rows(h1)), proj(local_rows(h2)), temperature=0.3)
+    loss.backward()
+    grads = {f"grad_{name}": mean_over_ranks(p.grad) for name, p in proj.named_parameters()}  # what DDP does
+    return {"loss": mean_over_ranks(loss), **grads}
+
+
+class FixedViews:
+    """Two deterministic views (the image and its mirror), so ranks and one process see the same pixels."""
+
+    def views(self, images: torch.Tensor, n: int) -> list[torch.Tensor]:
+        x = images.float().div(255).sub(0.5).div(0.5)  # (B, 3, H, W)
+        return [x, x.flip(3)][:n]
+
+
+@two_rank_check
+def simclr_step_through_ddp() -> dict[str, torch.Tensor]:
+    """The loop's route: DDP(method)(batch, step), backward; BN in eval mode so statistics are per image."""
+    from selfsup.augment import ViewAugment
+    from selfsup.backbones import build_backbone
+    from selfsup.methods import build_method
+    from selfsup.train import distributed
+
+    torch.manual_seed(3)
+    method = build_method("simclr", backbone=build_backbone("resnet18_v1", width=0.125, stem="small"),
+                          augment=ViewAugment(size=16), temperature=0.5, proj_hidden_dim=32, proj_dim=16)
+    method.augment = FixedViews()
+    method = method.to(memory_format=torch.channels_last).eval()  # as the loop does before wrapping
+    model = distributed.wrap(method, torch.device("cpu"))  # DDP on 2 ranks, the method itself in one process
+    images = torch.randint(0, 256, (GLOBAL_BATCH, 3, 16, 16), dtype=torch.uint8, generator=torch.Generator().manual_seed(4))
+    batch = Batch(local_rows(images), local_rows(torch.arange(GLOBAL_BATCH)))
+    out = model(batch, 0)
+    out.loss.backward()
+    grads = {f"grad_{n}": p.grad.clone() for n, p in method.named_parameters()
+             if n.startswith(("projector", "backbone.stages.stem"))}
+    return {"loss": mean_over_ranks(out.loss), "embedding": cat_over_ranks(out.embedding), **grads}
+
+
+# --- the tests ------------------------------------------------------------------------------------------------------
+
+
+def _run_checks(out_dir: str) -> None:
+    results: dict[str, object] = {}
+    for name, fn in CHECKS.items():
+        try:
+            results[name] = fn()
+        except Exception:  # noqa: BLE001 - reported by the test of this check
+            results[name] = traceback.format_exc()
+    torch.save(results, Path(out_dir) / f"rank{rank()}.pt")
+
+
+@pytest.fixture(scope="module")
+def two_rank_results(tmp_path_factory) -> list[dict]:
+    out = tmp_path_factory.mktemp("ranks")
+    on_two_ranks(_run_checks, str(out))
+    return [torch.load(out / f"rank{r}.pt", weights_only=False) for r in range(WORLD)]
+
+
+@pytest.mark.parametrize("name", list(CHECKS))
+def test_two_ranks_match_one_process_on_the_global_batch(name, two_rank_results):
+    reference = CHECKS[name]()
+    for r, results in enumerate(two_rank_results):
+        got = results[name]
+        assert not isinstance(got, str), f"rank {r} failed:\n{got}"
+        assert got.keys() == reference.keys()
+        for key, want in reference.items():
+            torch.testing.assert_close(got[key], want, rtol=1e-5, atol=1e-6, msg=lambda m: f"rank {r}, {key}: {m}")
+
+
+def test_a_gather_whose_backward_averages_would_be_caught(two_rank_results):
+    """The gather check can fail: a mean-reducing backward would give 1/W of the reference gradient."""
+    reference = CHECKS["gather_with_grad_backward"]()
+    got = two_rank_results[0]["gather_with_grad_backward"]["grad"]
+    assert not torch.allclose(got / WORLD, reference["grad"], atol=1e-3)
+
+
+def test_ranks_take_disjoint_equal_shards_of_the_same_seeded_permutation():
+    data = from_arrays(np.zeros((103, 4, 4, 1), dtype=np.uint8))
+    for epoch in (0, 1):
+        shards = [BatchLoader(data, 10, seed=7, rank=r, world_size=3).order(epoch) for r in range(3)]
+        assert [len(s) for s in shards] == [34, 34, 34]
+        assert len(set(np.concatenate(shards).tolist())) == 102
+        whole = np.random.default_rng([7, epoch]).permutation(103)[:102]
+        assert np.array_equal(np.sort(np.concatenate(shards)), np.sort(whole))
+    assert not np.array_equal(shards[0], BatchLoader(data, 10, seed=7, rank=0, world_size=3).order(0))
+
+
+# --- training on 2 processes: torchrun, one set of outputs, resume --------------------------------------------------
+
+TINY = ["data.subset=256", "backbone.width=0.125", "train.batch_size=32", "train.precision=fp32", "train.progress=false",
+        "train.log_every=1", "train.warmup_steps=0", "train.steps=3", "train.ckpt_every=2"]
+
+
+def _train_reference_and_killed_run(out_dir: str) -> None:
+    import selfsup.train.loop as loop
+    from selfsup.config import load_config
+
+    loop.train(load_config("simclr", [f"out_dir={out_dir}", "name=ref", *TINY]))
+    real_step = loop.train_step
+
+    def killed_after_the_checkpoint(model, opt, batch, step, *a):
+        if step == 2:
+            raise KeyboardInterrupt("simulated kill")  # on both ranks, as torchrun stops all when one dies
+        return real_step(model, opt, batch, step, *a)
+
+    loop.train_step = killed_after_the_checkpoint
+    try:
+        loop.train(load_config("simclr", [f"out_dir={out_dir}", "name=killed", *TINY]))
+    except KeyboardInterrupt:
+        pass
+
+
+def test_torchrun_trains_writes_one_set_of_outputs_and_resumes_to_the_same_weights(tmp_path):
+    on_two_ranks(_train_reference_and_killed_run, str(tmp_path))
+    ref, killed = tmp_path / "ref", tmp_path / "killed"
+    assert sorted(p.name for p in ref.iterdir() if p.name != "tb") == [
+        "backbone.safetensors", "config.yaml", "done.json", "last.pt", "metrics.jsonl"]
+    state = torch.load(killed / "last.pt", weights_only=True)
+    assert state["step"] == 2 and len(state["rng_ranks"]) == WORLD and state["loader"]["world_size"] == WORLD
+    assert not torch.equal(state["rng_ranks"][0]["cpu"], state["rng_ranks"][1]["cpu"])  # each rank its own augmentations
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={WORLD}",
+           "-m", "selfsup.cli", "train", "simclr", f"out_dir={tmp_path}", "name=killed", *TINY, "--resume"]
+    run = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert run.stdout.count("finished:") == 1  # printed by rank 0 only
+
+    steps = [json.loads(line)["step"] for line in (killed / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [1, 2, 3]  # one log, from rank 0, steps after the checkpoint logged once
+    a, b = load_file(str(ref / "backbone.safetensors")), load_file(str(killed / "backbone.safetensors"))
+    assert a.keys() == b.keys()
+    for k in a:
+        torch.testing.assert_close(b[k], a[k], rtol=0, atol=0, msg=lambda m: f"{k}: {m}")
