@@ -1,4 +1,4 @@
-"""``selfsup train | eval | demo | bench | backbones | prepare``."""
+"""``selfsup train | eval | demo | bench | report | backbones | prepare``."""
 from __future__ import annotations
 
 import argparse
@@ -32,13 +32,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("overrides", nargs="*", help="key=value overrides of the demo config")
     p.add_argument("--out", default="runs", help="folder for the demo's run")
 
-    p = sub.add_parser("bench", help="training images/s of methods next to the bare backbone's forward+backward")
-    p.add_argument("--methods", nargs="+", default=["simclr", "rotation"])
-    p.add_argument("--backbone", default="resnet18_v1")
-    p.add_argument("--size", type=int, default=32)
-    p.add_argument("--batch-size", type=int, default=256)
-    p.add_argument("--steps", type=int, default=5)
-    p.add_argument("--precision", choices=["fp32", "bf16"], default="bf16")
+    p = sub.add_parser("bench", help="run a grid of pre-trainings + evaluations (resumable): selfsup bench GRID.yaml")
+    p.add_argument("grid", help="a grid YAML file or the name of a bundled grid (tiny, fmnist_small, imagenet_paper)")
+    p.add_argument("--out-dir", help="put the cells here instead of the grid's out_dir")
+    p.add_argument("--dry-run", action="store_true", help="check the grid and list its cells without running them")
+
+    p = sub.add_parser("report", help="static HTML + Markdown report of the run folders under RUNS_DIR")
+    p.add_argument("runs_dir")
+    p.add_argument("--out", help="report folder (default: RUNS_DIR/report)")
+    p.add_argument("--metric", choices=["auto", "linear_top1", "knn_top1"], default="auto",
+                   help="the accuracy rankings use (auto: linear where every run has it, else kNN)")
+    p.add_argument("--embed-points", type=int, default=3000, help="test images in each t-SNE map")
+    p.add_argument("--max-embed-runs", type=int, default=6, help="runs that get retrieval grids and t-SNE maps")
+    p.add_argument("--device", default="cpu")
 
     sub.add_parser("backbones", help="parameters, FLOPs and CPU speed of every backbone (Markdown table)")
     sub.add_parser("bench-eval", help="time the L-BFGS probe, kNN and k-means on a 60k x 512 feature matrix")
@@ -78,9 +84,22 @@ def _run(args: argparse.Namespace, rest: list[str]) -> int:
 
         run_demo(args.overrides, out_dir=args.out)
     elif args.command == "bench":
-        from selfsup.train.bench import bench_training
+        from selfsup.grid import load_grid, run_grid
 
-        bench_training(args.methods, args.backbone, args.size, args.batch_size, args.steps, args.precision)
+        grid = load_grid(args.grid, out_dir=args.out_dir)
+        if args.dry_run:
+            for cell in grid.cells:
+                print(f"{grid.out_dir / cell.name}  ({cell.config} {' '.join(cell.overrides)})")
+            print(f"{len(grid.cells)} cells, protocols: {', '.join(grid.protocols)}")
+            return 0
+        status = run_grid(grid)
+        return 1 if any(r["status"] == "failed" for r in status.values()) else 0
+    elif args.command == "report":
+        from selfsup.report.html import write_report
+
+        index = write_report(args.runs_dir, out_dir=args.out, metric=args.metric, embed_points=args.embed_points,
+                             max_embed_runs=args.max_embed_runs, device=args.device)
+        print(f"report written: {index} (and report.md beside it)")
     elif args.command == "backbones":
         from selfsup.backbones.profile import main as table
 
