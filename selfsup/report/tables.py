@@ -17,7 +17,7 @@ RESULT_COLUMNS = [  # header, record key, format
     ("method", "method", "{}"), ("backbone", "backbone", "{}"), ("width", "width", "{:g}"), ("seed", "seed", "{}"),
     ("kNN top-1 %", "knn_top1", "{:.1f}"), ("linear top-1 %", "linear_top1", "{:.1f}"),
     ("pretext acc", "pretext_acc", "{:.3f}"), ("clustering NMI", "nmi", "{:.3f}"), ("steps", "steps", "{}"),
-    ("minutes", "minutes", "{:.1f}"),
+    ("minutes", "minutes", "{:.2f}"),
 ]
 
 
