@@ -28,7 +28,8 @@ timing a few real training steps of that cell: the run then has a normal,
 complete learning-rate schedule (warm-up and cosine decay to the end) of that
 many steps, rather than a long schedule cut off when the clock runs out, which
 would compare methods at different points of their schedules. The count is
-stored in the cell's config.yaml, so a resumed cell keeps it.
+stored in the cell's config.yaml, so a resumed cell keeps it (a resumed cell always
+continues with the config it started with, even if the grid file changed since).
 """
 from __future__ import annotations
 
@@ -165,10 +166,16 @@ def parse_grid(data: dict, source: str = "", out_dir: str | Path | None = None) 
         raise ConfigError(f"grid key 'budget.steps'={budget.steps!r} must be a positive integer")
     if budget.minutes is not None and not (isinstance(budget.minutes, (int, float)) and budget.minutes > 0):
         raise ConfigError(f"grid key 'budget.minutes'={budget.minutes!r} must be a positive number")
+    if not isinstance(budget.calibration_steps, int) or budget.calibration_steps < 1:
+        raise ConfigError(f"grid key 'budget.calibration_steps'={budget.calibration_steps!r} must be a positive integer")
     if budget.warmup_fraction is not None and not 0 <= budget.warmup_fraction < 1:
         raise ConfigError(f"grid key 'budget.warmup_fraction'={budget.warmup_fraction!r} must be in [0, 1)")
     ev = data.get("eval") or {}
     _check_keys(ev, "eval", "eval")
+    for key in ("train_subset", "pool_to"):
+        value = ev.get(key)
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+            raise ConfigError(f"grid key 'eval.{key}'={value!r} must be a positive integer")
     shared = _flat_overrides(data.get("overrides"), "overrides")
     if (budget.steps or budget.minutes) and any(o.split("=")[0] in ("train.steps", "train.warmup_steps") for o in shared):
         raise ConfigError("grid 'overrides' must not set train.steps or train.warmup_steps when 'budget' sets the length")
@@ -201,7 +208,7 @@ def parse_grid(data: dict, source: str = "", out_dir: str | Path | None = None) 
         raise ConfigError(f"grid key 'seeds' must hold integers, got {seeds!r}")
 
     grid = Grid(out_dir=Path(out_dir or data.get("out_dir") or "runs/grid"), cells=[], protocols=protocols,
-                budget=budget, train_subset=ev.get("train_subset"), pool_to=ev.get("pool_to", 9216),
+                budget=budget, train_subset=ev.get("train_subset"), pool_to=ev.get("pool_to") or 9216,
                 device=ev.get("device", "auto"), source=source)
     for label, config, method_overrides in methods:
         for bb, width, options in backbones:
