@@ -40,6 +40,7 @@ import shutil
 import time
 import traceback
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -303,7 +304,7 @@ def cell_state(run_dir: Path, protocols: tuple[str, ...]) -> str:
     return "interrupted" if (run_dir / "last.pt").exists() else "new"
 
 
-def run_grid(grid: Grid, print_fn=print) -> dict[str, dict]:
+def run_grid(grid: Grid, print_fn=partial(print, flush=True)) -> dict[str, dict]:
     """Train and evaluate every unfinished cell; returns (and writes) the grid status, cell name -> record."""
     from selfsup.train.build import read_run_config, resolve_device
 
@@ -335,6 +336,7 @@ def run_grid(grid: Grid, print_fn=print) -> dict[str, dict]:
         record = {"status": "running", "started_as": state}
         cells_status[cell.name] = record
         save()
+        print_fn(f"{head}: {'resuming' if state == 'interrupted' else 'evaluating' if state == 'needs_eval' else 'starting'}...")
         try:
             if state in ("new", "interrupted"):
                 info["train_seconds"] = info.get("train_seconds", 0.0) if state == "interrupted" else 0.0
