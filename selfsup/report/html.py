@@ -137,7 +137,9 @@ def layers_section(ctx: Context) -> Section:
         return s
     for backbone, results in groups.items():
         path = plots.layer_curves(results, ctx.figure(f"layers-{backbone}"))
-        s.blocks.append(("img", path.name, f"{backbone}: linear-probe top-1 of each layer (pooled to ~9k dims)."))
+        pools = sorted({str(r.get("layers_pool_to", "?")) for r in results.values()})
+        s.blocks.append(("img", path.name, f"{backbone}: linear-probe top-1 of each layer, each map average-pooled "
+                                           f"to about {' / '.join(pools)} dims."))
     return s
 
 
