@@ -1,4 +1,4 @@
-"""``selfsup train | eval | demo | bench | backbones | prepare``."""
+"""``selfsup train | eval | demo | bench | report | backbones | prepare``."""
 from __future__ import annotations
 
 import argparse
@@ -43,6 +43,20 @@ def main(argv: list[str] | None = None) -> int:
                    help="default: the config's train.channels_last")
     p.add_argument("--markdown", action="store_true", help="also print a Markdown table row (with its header)")
     p.add_argument("--json", metavar="PATH", help="also write the measurements as JSON")
+
+    p = sub.add_parser("bench", help="run a grid of pre-trainings + evaluations (resumable): selfsup bench GRID.yaml")
+    p.add_argument("grid", help="a grid YAML file or the name of a bundled grid (tiny, fmnist_small, imagenet_paper)")
+    p.add_argument("--out-dir", help="put the cells here instead of the grid's out_dir")
+    p.add_argument("--dry-run", action="store_true", help="check the grid and list its cells without running them")
+
+    p = sub.add_parser("report", help="static HTML + Markdown report of the run folders under RUNS_DIR")
+    p.add_argument("runs_dir")
+    p.add_argument("--out", help="report folder (default: RUNS_DIR/report)")
+    p.add_argument("--metric", choices=["auto", "linear_top1", "knn_top1"], default="auto",
+                   help="the accuracy rankings use (auto: linear where every run has it, else kNN)")
+    p.add_argument("--embed-points", type=int, default=3000, help="test images in each t-SNE map")
+    p.add_argument("--max-embed-runs", type=int, default=6, help="runs that get retrieval grids and t-SNE maps")
+    p.add_argument("--device", default="cpu")
 
     sub.add_parser("backbones", help="parameters, FLOPs and CPU speed of every backbone (Markdown table)")
     sub.add_parser("bench-eval", help="time the L-BFGS probe, kNN and k-means on a 60k x 512 feature matrix")
@@ -101,6 +115,23 @@ def _run(args: argparse.Namespace, rest: list[str]) -> int:
             from pathlib import Path
 
             Path(args.json).write_text(json.dumps(result, indent=1))
+    elif args.command == "bench":
+        from selfsup.grid import load_grid, run_grid
+
+        grid = load_grid(args.grid, out_dir=args.out_dir)
+        if args.dry_run:
+            for cell in grid.cells:
+                print(f"{grid.out_dir / cell.name}  ({cell.config} {' '.join(cell.overrides)})")
+            print(f"{len(grid.cells)} cells, protocols: {', '.join(grid.protocols)}")
+            return 0
+        status = run_grid(grid)
+        return 1 if any(r["status"] == "failed" for r in status.values()) else 0
+    elif args.command == "report":
+        from selfsup.report.html import write_report
+
+        index = write_report(args.runs_dir, out_dir=args.out, metric=args.metric, embed_points=args.embed_points,
+                             max_embed_runs=args.max_embed_runs, device=args.device)
+        print(f"report written: {index} (and report.md beside it)")
     elif args.command == "backbones":
         from selfsup.backbones.profile import main as table
 

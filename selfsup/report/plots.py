@@ -57,9 +57,11 @@ def read_invariance(run_dir: str | Path, transform: str = "jigsaw", metric: str 
         return f[f"{transform}_{metric}"]
 
 
-def training_curves(runs: dict[str, str | Path], path: str | Path, key: str = "loss") -> Path:
+def training_curves(runs: dict[str, str | Path], path: str | Path, key: str = "loss", title: str | None = None) -> Path:
     """``key`` from each run's metrics.jsonl against the step."""
     fig, ax = plt.subplots(figsize=(6, 3.6))
+    if title:
+        ax.set_title(title, fontsize=10)
     for label, run_dir in runs.items():
         records = [json.loads(line) for line in (Path(run_dir) / "metrics.jsonl").read_text().splitlines() if line]
         points = [(r["step"], r[key]) for r in records if key in r]
@@ -72,13 +74,102 @@ def training_curves(runs: dict[str, str | Path], path: str | Path, key: str = "l
     return _save(fig, path)
 
 
-def pretext_vs_linear(points: dict[str, tuple[float, float]], path: str | Path) -> Path:
-    """Each pretext run's own accuracy against its linear-probe accuracy (do they correlate?)."""
+def pretext_vs_linear(points: dict[str, tuple[float, float]], path: str | Path,
+                      ylabel: str = "linear probe top-1 (%)") -> Path:
+    """Each pretext run's own accuracy against its linear-probe (or ``ylabel``) accuracy (do they correlate?)."""
     fig, ax = plt.subplots(figsize=(5, 4))
     for label, (pretext, linear) in points.items():
         ax.scatter(pretext, linear)
         ax.annotate(label, (pretext, linear), fontsize=8, xytext=(3, 3), textcoords="offset points")
     ax.set_xlabel("pretext-task accuracy (fraction of the last logged batches)")
-    ax.set_ylabel("linear probe top-1 (%)")
+    ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)
+    return _save(fig, path)
+
+
+def accuracy_vs_width(series: dict[str, list[tuple[float, float]]], path: str | Path, ylabel: str = "top-1 (%)") -> Path:
+    """Accuracy against the backbone's width multiplier, one line per (method, architecture) label ("Revisiting" Fig. 4)."""
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    for label, points in series.items():
+        widths, accs = zip(*sorted(points))
+        ax.plot(widths, accs, marker="o", label=label)
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("width multiplier")
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def rank_correlation_heatmaps(matrices: dict[str, tuple[list[str], np.ndarray]], path: str | Path) -> Path:
+    """One heatmap per title: pairwise rank correlations in [-1, 1] (NaN cells, too few shared items, left blank)."""
+    fig, axes = plt.subplots(1, len(matrices), figsize=(4.2 * len(matrices) + 0.8, 3.8), squeeze=False)
+    for ax, (title, (labels, m)) in zip(axes[0], matrices.items()):
+        im = ax.imshow(np.ma.masked_invalid(m), vmin=-1, vmax=1, cmap="RdBu")
+        ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right", fontsize=7)
+        ax.set_yticks(range(len(labels)), labels, fontsize=7)
+        for i in range(len(labels)):
+            for j in range(len(labels)):
+                if np.isfinite(m[i, j]):
+                    ax.text(j, i, f"{m[i, j]:.2f}", ha="center", va="center", fontsize=7)
+        ax.set_title(title, fontsize=9)
+    fig.colorbar(im, ax=axes[0].tolist(), shrink=0.8)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def _show(ax, image: np.ndarray, colour: str | None = None) -> None:
+    """A uint8 (H, W, C) image without ticks, framed in ``colour``."""
+    ax.imshow(image[..., 0] if image.shape[-1] == 1 else image, cmap="gray", vmin=0, vmax=255)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    for spine in ax.spines.values():
+        spine.set_edgecolor(colour or "black")
+        spine.set_linewidth(2.5 if colour else 0.5)
+
+
+def retrieval_grid(queries: np.ndarray, neighbours: np.ndarray, path: str | Path, query_labels=None,
+                   neighbour_labels=None, class_names: list[str] | None = None, title: str | None = None) -> Path:
+    """Query images (Q, H, W, C) in the first column, their k nearest training images (Q, k, H, W, C) beside them.
+
+    With labels, a neighbour of the query's class is framed green, any other red.
+    """
+    q, k = neighbours.shape[:2]
+    fig, axes = plt.subplots(q, k + 1, figsize=(0.9 * (k + 1) + 0.6, 0.9 * q + 0.5), squeeze=False)
+    for i in range(q):
+        _show(axes[i, 0], queries[i])
+        if query_labels is not None:
+            name = class_names[query_labels[i]] if class_names else str(query_labels[i])
+            axes[i, 0].set_ylabel(name[:12], fontsize=7)
+        for j in range(k):
+            colour = None
+            if query_labels is not None and neighbour_labels is not None:
+                colour = "tab:green" if neighbour_labels[i][j] == query_labels[i] else "tab:red"
+            _show(axes[i, j + 1], neighbours[i, j], colour)
+    axes[0, 0].set_title("query", fontsize=8)
+    for j in range(k):
+        axes[0, j + 1].set_title(f"#{j + 1}", fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    return _save(fig, path)
+
+
+def embedding_map(points: np.ndarray, labels, path: str | Path, class_names: list[str] | None = None,
+                  title: str | None = None) -> Path:
+    """A 2-D map (N, 2) of test images coloured by class (e.g. from t-SNE)."""
+    fig, ax = plt.subplots(figsize=(5.6, 4.6))
+    labels = np.zeros(len(points), dtype=int) if labels is None else np.asarray(labels)
+    cmap = plt.get_cmap("tab10" if labels.max() < 10 else "tab20")
+    for c in np.unique(labels):
+        sel = labels == c
+        name = class_names[c] if class_names and c < len(class_names) else str(c)
+        ax.scatter(points[sel, 0], points[sel, 1], s=4, color=cmap(int(c) % cmap.N), label=name)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if title:
+        ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7, markerscale=3, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
     return _save(fig, path)

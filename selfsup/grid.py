@@ -1,0 +1,410 @@
+"""``selfsup bench GRID.yaml``: a grid of (method x backbone x width x seed) pre-trainings, then evaluations.
+
+Every cell is an ordinary run folder (``selfsup.train.loop.train`` then
+``selfsup.eval.run.evaluate_run``), named ``<method>-<backbone>-w<width>-s<seed>``
+under the grid's ``out_dir``, so ``selfsup eval`` and ``selfsup report`` read it
+like any other run. The grid is resumable: a cell with ``done.json`` and every
+requested protocol in its ``eval.json`` is skipped; a cell with ``last.pt`` but
+no ``done.json`` (killed mid-training) is resumed from its checkpoint; a cell
+that raised is recorded (``error.txt`` in its folder, and ``grid_status.json``
+in ``out_dir``) and the grid goes on with the others.
+
+The grid file (see selfsup/configs/grids/*.yaml)::
+
+    out_dir: runs/grids/fmnist_small
+    methods:            # bundled config names or YAML paths; a mapping adds its own overrides
+      - rotation
+      - {config: simclr, label: simclr-t05, overrides: {method.temperature: 0.5}}
+    backbones:          # each replaces the config's whole backbone section
+      - {name: resnet18_v1, widths: [0.25, 0.5], options: {stem: small}}
+    seeds: [0]
+    overrides: {data.subset: 10000, train.batch_size: 128}   # every cell, after the method's config
+    budget: {steps: 300}        # or {minutes: 3}
+    protocols: [knn, linear]
+    eval: {train_subset: null, pool_to: 9216, device: auto}
+
+A budget in minutes is turned into a step count before the cell trains, by
+timing a few real training steps of that cell: the run then has a normal,
+complete learning-rate schedule (warm-up and cosine decay to the end) of that
+many steps, rather than a long schedule cut off when the clock runs out, which
+would compare methods at different points of their schedules. The count is
+stored in the cell's config.yaml, so a resumed cell keeps it (a resumed cell always
+continues with the config it started with, even if the grid file changed since).
+"""
+from __future__ import annotations
+
+import difflib
+import json
+import math
+import shutil
+import time
+import traceback
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from selfsup.config import CONFIG_DIR, RunConfig, load_config
+from selfsup.eval.run import PROTOCOLS
+from selfsup.registry import ConfigError
+
+GRID_DIR = CONFIG_DIR / "grids"
+STATUS_FILE = "grid_status.json"
+CELL_FILE = "cell.json"  # per cell: its grid coordinates, step count and timings (the report reads it)
+
+# The eval.json key each protocol writes: a cell is finished when all of its protocols' keys are present.
+PROTOCOL_KEYS = {"knn": "knn_top1", "linear": "linear_top1", "clustering": "clustering", "sgd": "sgd_probe",
+                 "layers": "layers", "fewshot": "fewshot", "invariance": "invariance"}
+
+_KEYS = {
+    "grid": ("out_dir", "methods", "backbones", "seeds", "overrides", "budget", "protocols", "eval"),
+    "methods[]": ("config", "label", "overrides"),
+    "backbones[]": ("name", "widths", "options"),
+    "budget": ("steps", "minutes", "warmup_fraction", "calibration_steps"),
+    "eval": ("train_subset", "pool_to", "device"),
+}
+
+
+@dataclass
+class Budget:
+    """Training length of every cell: ``steps``, or ``minutes`` turned into steps by timing a few."""
+
+    steps: int | None = None
+    minutes: float | None = None
+    warmup_fraction: float | None = None  # None: the method config's own warmup_steps / steps
+    calibration_steps: int = 5
+
+
+@dataclass
+class Cell:
+    name: str  # the run folder's name
+    method: str  # the method's label in tables
+    config: str  # the bundled config name or YAML path
+    backbone: str
+    width: float
+    seed: int
+    overrides: list[str]  # key=value, applied after the config file
+
+
+@dataclass
+class Grid:
+    out_dir: Path
+    cells: list[Cell]
+    protocols: tuple[str, ...]
+    budget: Budget
+    train_subset: int | None = None
+    pool_to: int = 9216
+    device: str = "auto"
+    source: str = ""
+    configs: dict[str, RunConfig] = field(default_factory=dict, repr=False)  # cell name -> validated config
+
+
+def resolve_grid_path(name_or_path: str | Path) -> Path:
+    """A grid YAML path, or the name of a bundled grid (``fmnist_small`` -> selfsup/configs/grids/fmnist_small.yaml)."""
+    path = Path(name_or_path)
+    if path.suffix in (".yaml", ".yml"):
+        if not path.exists():
+            raise ConfigError(f"grid file {str(path)!r} does not exist")
+        return path
+    bundled = GRID_DIR / f"{name_or_path}.yaml"
+    if not bundled.exists():
+        names = sorted(p.stem for p in GRID_DIR.glob("*.yaml"))
+        raise ConfigError(f"no grid file {str(name_or_path)!r} and no bundled grid of that name; bundled: {', '.join(names)}")
+    return bundled
+
+
+def _check_keys(section: dict, where: str, kind: str) -> None:
+    if not isinstance(section, dict):
+        raise ConfigError(f"grid section {where!r} must be a mapping, got {section!r}")
+    allowed = _KEYS[kind]
+    for key in section:
+        if key not in allowed:
+            close = difflib.get_close_matches(str(key), allowed, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ConfigError(f"unknown grid key {where + '.' if where != 'grid' else ''}{key!r}{hint}; "
+                              f"keys here are: {', '.join(allowed)}")
+
+
+def _flat_overrides(section: Any, where: str) -> list[str]:
+    """``{data: {subset: 10}, train.lr: 0.1}`` -> ["data.subset=10", "train.lr=0.1"] (values as JSON, which is YAML)."""
+    if section is None:
+        return []
+    if not isinstance(section, dict):
+        raise ConfigError(f"grid key {where!r} must be a mapping of config keys to values, got {section!r}")
+    out = []
+    for key, value in section.items():
+        if isinstance(value, dict) and value:
+            out += [f"{key}.{o}" for o in _flat_overrides(value, f"{where}.{key}")]
+        else:
+            out.append(f"{key}={json.dumps(value)}")
+    return out
+
+
+def _list(value: Any, where: str) -> list:
+    if not isinstance(value, list) or not value:
+        raise ConfigError(f"grid key {where!r} must be a non-empty list, got {value!r}")
+    return value
+
+
+def parse_grid(data: dict, source: str = "", out_dir: str | Path | None = None) -> Grid:
+    """Check a grid mapping and every cell's run config; nothing is trained or written."""
+    _check_keys(data, "grid", "grid")
+    for key in ("methods", "backbones"):
+        if key not in data:
+            raise ConfigError(f"grid {source or ''} needs a {key!r} list")
+    protocols = tuple(data.get("protocols") or ("knn",))
+    unknown = sorted(set(protocols) - set(PROTOCOLS))
+    if unknown:
+        raise ConfigError(f"grid key 'protocols' has unknown protocol(s) {unknown}; choose from {list(PROTOCOLS)}")
+    budget_data = data.get("budget") or {}
+    _check_keys(budget_data, "budget", "budget")
+    budget = Budget(**budget_data)
+    if budget.steps is not None and budget.minutes is not None:
+        raise ConfigError("grid key 'budget' takes steps or minutes, not both")
+    if budget.steps is not None and (not isinstance(budget.steps, int) or budget.steps < 1):
+        raise ConfigError(f"grid key 'budget.steps'={budget.steps!r} must be a positive integer")
+    if budget.minutes is not None and not (isinstance(budget.minutes, (int, float)) and budget.minutes > 0):
+        raise ConfigError(f"grid key 'budget.minutes'={budget.minutes!r} must be a positive number")
+    if not isinstance(budget.calibration_steps, int) or budget.calibration_steps < 1:
+        raise ConfigError(f"grid key 'budget.calibration_steps'={budget.calibration_steps!r} must be a positive integer")
+    if budget.warmup_fraction is not None and not 0 <= budget.warmup_fraction < 1:
+        raise ConfigError(f"grid key 'budget.warmup_fraction'={budget.warmup_fraction!r} must be in [0, 1)")
+    ev = data.get("eval") or {}
+    _check_keys(ev, "eval", "eval")
+    for key in ("train_subset", "pool_to"):
+        value = ev.get(key)
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+            raise ConfigError(f"grid key 'eval.{key}'={value!r} must be a positive integer")
+    shared = _flat_overrides(data.get("overrides"), "overrides")
+    if (budget.steps or budget.minutes) and any(o.split("=")[0] in ("train.steps", "train.warmup_steps") for o in shared):
+        raise ConfigError("grid 'overrides' must not set train.steps or train.warmup_steps when 'budget' sets the length")
+
+    methods = []
+    for i, entry in enumerate(_list(data["methods"], "methods")):
+        entry = {"config": entry} if isinstance(entry, str) else entry
+        _check_keys(entry, f"methods[{i}]", "methods[]")
+        if "config" not in entry:
+            raise ConfigError(f"grid entry methods[{i}] needs a 'config' (a bundled config name or a YAML path)")
+        label = str(entry.get("label") or Path(entry["config"]).stem)
+        methods.append((label, entry["config"], _flat_overrides(entry.get("overrides"), f"methods[{i}].overrides")))
+    if len({m[0] for m in methods}) < len(methods):
+        raise ConfigError("grid 'methods' has two entries with the same label; give one a distinct 'label'")
+    backbones = []
+    for i, entry in enumerate(_list(data["backbones"], "backbones")):
+        entry = {"name": entry} if isinstance(entry, str) else entry
+        _check_keys(entry, f"backbones[{i}]", "backbones[]")
+        if "name" not in entry:
+            raise ConfigError(f"grid entry backbones[{i}] needs a 'name'")
+        options = entry.get("options") or {}
+        if not isinstance(options, dict) or "width" in options or "name" in options:
+            raise ConfigError(f"grid key backbones[{i}].options must be a mapping of backbone options other than name and width")
+        for w in _list(entry.get("widths", [1.0]), f"backbones[{i}].widths"):
+            if not isinstance(w, (int, float)) or w <= 0:
+                raise ConfigError(f"grid key backbones[{i}].widths has {w!r}; widths must be positive numbers")
+            backbones.append((entry["name"], float(w), options))
+    seeds = _list(data.get("seeds", [0]), "seeds")
+    if not all(isinstance(s, int) for s in seeds):
+        raise ConfigError(f"grid key 'seeds' must hold integers, got {seeds!r}")
+
+    grid = Grid(out_dir=Path(out_dir or data.get("out_dir") or "runs/grid"), cells=[], protocols=protocols,
+                budget=budget, train_subset=ev.get("train_subset"), pool_to=ev.get("pool_to") or 9216,
+                device=ev.get("device", "auto"), source=source)
+    for label, config, method_overrides in methods:
+        for bb, width, options in backbones:
+            for seed in seeds:
+                name = f"{label}-{bb}-w{width:g}-s{seed}"
+                section = {"name": bb, "width": width, **options}
+                overrides = [*shared, *method_overrides, f"backbone={json.dumps(section)}", f"train.seed={seed}",
+                             f"name={json.dumps(name)}", f"out_dir={json.dumps(str(grid.out_dir))}"]
+                if not any(o.startswith("train.progress=") for o in overrides):
+                    overrides.append("train.progress=false")  # one progress line per cell instead
+                cell = Cell(name, label, config, bb, width, seed, overrides)
+                try:
+                    grid.configs[name] = load_config(config, overrides)
+                    with_budget(grid.configs[name], budget, steps=budget.steps or 1000)  # the budgeted config is valid too
+                except ConfigError as err:
+                    raise ConfigError(f"grid cell {name}: {err}") from None
+                grid.cells.append(cell)
+    return grid
+
+
+def load_grid(name_or_path: str | Path, out_dir: str | Path | None = None) -> Grid:
+    path = resolve_grid_path(name_or_path)
+    data = yaml.safe_load(path.read_text()) or {}
+    return parse_grid(data, source=str(path), out_dir=out_dir)
+
+
+def with_budget(cfg: RunConfig, budget: Budget, steps: int | None) -> RunConfig:
+    """``cfg`` trained for ``steps``, its warm-up scaled to keep the schedule's shape (None: unchanged)."""
+    from selfsup.config import from_dict, validate
+
+    if steps is None or (budget.steps is None and budget.minutes is None):
+        return cfg
+    t = cfg.train
+    fraction = budget.warmup_fraction if budget.warmup_fraction is not None else t.warmup_steps / t.steps
+    data = cfg.to_dict()
+    data["train"].update(steps=int(steps), warmup_steps=int(fraction * steps))
+    new = from_dict(data)
+    validate(new)
+    return new
+
+
+def calibrate_steps(cfg: RunConfig, minutes: float, probe_steps: int = 5) -> tuple[int, float]:
+    """The number of steps of ``cfg`` that fits in ``minutes``, from ``probe_steps`` timed training steps.
+
+    Two untimed steps come first (allocator and kernel warm-up). Returns (steps, seconds per step).
+    """
+    import torch
+
+    from selfsup.data import BatchLoader
+    from selfsup.train.build import autocast_dtype, load_train_data, make_method, resolve_device
+    from selfsup.train.loop import train_step
+    from selfsup.train.optim import build_optimizer
+
+    t = cfg.train
+    device = resolve_device(t.device)
+    dataset = load_train_data(cfg)
+    torch.manual_seed(t.seed)
+    method = make_method(cfg, dataset).to(device)
+    if t.channels_last:
+        method = method.to(memory_format=torch.channels_last)
+    optimizer = build_optimizer(t.optimizer, method, t.lr, t.weight_decay, t.momentum)
+    batches = iter(BatchLoader(dataset, t.batch_size, device=device, shuffle=True, drop_last=True, seed=t.seed))
+    amp = autocast_dtype(t.precision, device)
+    method.train()
+    for i in range(2 + probe_steps):
+        if i == 2:
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            start = time.perf_counter()
+        try:
+            batch = next(batches)
+        except StopIteration:
+            batches = iter(BatchLoader(dataset, t.batch_size, device=device, shuffle=True, drop_last=True, seed=i))
+            batch = next(batches)
+        train_step(method, optimizer, batch, i, amp, t.grad_clip)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    per_step = (time.perf_counter() - start) / probe_steps
+    return max(2, math.floor(minutes * 60 / per_step)), per_step
+
+
+def missing_protocols(run_dir: Path, protocols: tuple[str, ...]) -> tuple[str, ...]:
+    path = run_dir / "eval.json"
+    results = json.loads(path.read_text()) if path.exists() else {}
+    return tuple(p for p in protocols if PROTOCOL_KEYS[p] not in results)
+
+
+def cell_state(run_dir: Path, protocols: tuple[str, ...]) -> str:
+    """finished | needs_eval | interrupted | new."""
+    if (run_dir / "done.json").exists():
+        return "needs_eval" if missing_protocols(run_dir, protocols) else "finished"
+    return "interrupted" if (run_dir / "last.pt").exists() else "new"
+
+
+def run_grid(grid: Grid, print_fn=partial(print, flush=True)) -> dict[str, dict]:
+    """Train and evaluate every unfinished cell; returns (and writes) the grid status, cell name -> record."""
+    from selfsup.train.build import read_run_config, resolve_device
+
+    grid.out_dir.mkdir(parents=True, exist_ok=True)
+    status_path = grid.out_dir / STATUS_FILE
+    status = json.loads(status_path.read_text()) if status_path.exists() else {}
+    cells_status = status.setdefault("cells", {})
+    status.update(grid=grid.source, protocols=list(grid.protocols))
+    device = str(resolve_device(grid.device))
+    t_grid = time.perf_counter()
+
+    def save():
+        status["updated"] = time.strftime("%Y-%m-%d %H:%M:%S")
+        status_path.write_text(json.dumps(status, indent=2))
+
+    for i, cell in enumerate(grid.cells, 1):
+        run_dir = grid.out_dir / cell.name
+        state = cell_state(run_dir, grid.protocols)
+        head = f"[{i}/{len(grid.cells)}] {cell.name}"
+        record = cells_status.get(cell.name, {})
+        if state == "finished":
+            record["status"] = "done"
+            cells_status[cell.name] = record
+            print_fn(f"{head}: finished earlier, skipped")
+            continue
+        info_path = run_dir / CELL_FILE
+        info = json.loads(info_path.read_text()) if info_path.exists() else {}
+        info.update(method=cell.method, config=cell.config, backbone=cell.backbone, width=cell.width, seed=cell.seed)
+        record = {"status": "running", "started_as": state}
+        cells_status[cell.name] = record
+        save()
+        print_fn(f"{head}: {'resuming' if state == 'interrupted' else 'evaluating' if state == 'needs_eval' else 'starting'}...")
+        try:
+            if state in ("new", "interrupted"):
+                info["train_seconds"] = info.get("train_seconds", 0.0) if state == "interrupted" else 0.0
+                cfg = _start(cell, grid, run_dir, info) if state == "new" else read_run_config(run_dir)
+                t0 = time.perf_counter()
+                _train(cfg, resume=state == "interrupted")
+                info["train_seconds"] += time.perf_counter() - t0
+                info["steps"] = cfg.train.steps
+                _write_json(info_path, info)
+            t0 = time.perf_counter()
+            results = _evaluate(run_dir, missing_protocols(run_dir, grid.protocols), train_subset=grid.train_subset,
+                                pool_to=grid.pool_to, device=device, progress=False)
+            info["eval_seconds"] = info.get("eval_seconds", 0.0) + time.perf_counter() - t0
+            _write_json(info_path, info)
+            (run_dir / "error.txt").unlink(missing_ok=True)
+            record.update(status="done", steps=info.get("steps"), train_seconds=round(info.get("train_seconds", 0), 1),
+                          eval_seconds=round(info["eval_seconds"], 1))
+            print_fn(f"{head}: {state}: {_summary(info, results)}")
+        except Exception as err:  # noqa: BLE001 -- one failing cell must not stop the grid
+            run_dir.mkdir(parents=True, exist_ok=True)
+            (run_dir / "error.txt").write_text(traceback.format_exc())
+            record.update(status="failed", error=f"{type(err).__name__}: {err}")
+            print_fn(f"{head}: FAILED ({type(err).__name__}: {err}); traceback in {run_dir / 'error.txt'}")
+        save()
+    failed = [n for n in (c.name for c in grid.cells) if cells_status[n]["status"] == "failed"]
+    print_fn(f"grid: {len(grid.cells) - len(failed)}/{len(grid.cells)} cells done in {(time.perf_counter() - t_grid) / 60:.1f} min"
+             + (f"; failed: {', '.join(failed)}" if failed else "") + f"; status in {status_path}")
+    save()
+    return {c.name: cells_status[c.name] for c in grid.cells}
+
+
+def _start(cell: Cell, grid: Grid, run_dir: Path, info: dict) -> RunConfig:
+    """A cell's config with its step budget; leftovers of an attempt that failed before its first checkpoint are cleared."""
+    for stale in ("metrics.jsonl", "error.txt", "tb"):
+        path = run_dir / stale
+        shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
+    cfg, steps = grid.configs[cell.name], grid.budget.steps
+    if grid.budget.minutes is not None:
+        t0 = time.perf_counter()
+        steps, per_step = calibrate_steps(cfg, grid.budget.minutes, grid.budget.calibration_steps)
+        info["calibration"] = {"minutes": grid.budget.minutes, "seconds_per_step": per_step, "steps": steps,
+                               "seconds": time.perf_counter() - t0}
+    return with_budget(cfg, grid.budget, steps)
+
+
+def _train(cfg: RunConfig, resume: bool) -> Path:
+    from selfsup.train.loop import train
+
+    return train(cfg, resume=resume)
+
+
+def _evaluate(run_dir: Path, protocols: tuple[str, ...], **kw) -> dict:
+    from selfsup.eval.run import evaluate_run
+
+    return evaluate_run(run_dir, protocols, **kw) if protocols else {}
+
+
+def _summary(info: dict, results: dict) -> str:
+    parts = []
+    if "train_seconds" in info:
+        parts.append(f"{info.get('steps')} steps in {info['train_seconds'] / 60:.1f} min")
+    parts.append(f"eval {info.get('eval_seconds', 0):.0f} s")
+    for key, label in (("knn_top1", "kNN"), ("linear_top1", "linear")):
+        if key in results:
+            parts.append(f"{label} {results[key]:.1f}%")
+    return ", ".join(parts)
+
+
+def _write_json(path: Path, data: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2))

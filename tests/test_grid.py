@@ -1,0 +1,104 @@
+"""`selfsup bench GRID.yaml`: strict grid files, resumable cells, failures recorded without stopping the grid."""
+import json
+
+import pytest
+import yaml
+
+from selfsup import grid as grid_mod
+from selfsup.cli import main
+from selfsup.grid import GRID_DIR, Budget, calibrate_steps, load_grid, parse_grid, run_grid, with_budget
+from selfsup.registry import ConfigError
+from selfsup.train import loop
+
+
+def tiny(tmp_path, **changes):
+    data = yaml.safe_load((GRID_DIR / "tiny.yaml").read_text())
+    data["out_dir"] = str(tmp_path / "grid")
+    data["eval"] = {"train_subset": 500}
+    data.update(changes)
+    return data
+
+
+def test_bundled_grids_parse_and_every_cell_config_validates():
+    for name in ("tiny", "fmnist_small", "imagenet_paper"):
+        g = load_grid(name)
+        assert g.cells and len(g.cells) == len(g.configs)
+    g = load_grid("fmnist_small")
+    assert {c.backbone for c in g.cells} == {"resnet18_v1", "resnet18_v2", "vgg19_bn"}
+    assert all(cfg.data.subset == 10000 and cfg.backbone["width"] == 0.25 for cfg in g.configs.values())
+    paper = load_grid("imagenet_paper")
+    assert {c.width for c in paper.cells if c.backbone == "resnet50_v2"} == {1.0, 2.0, 3.0, 4.0}
+
+
+def test_unknown_grid_key_is_an_error_naming_it(tmp_path):
+    with pytest.raises(ConfigError, match=r"unknown grid key 'backbone'.*did you mean 'backbones'"):
+        parse_grid({**tiny(tmp_path), "backbone": []})
+    with pytest.raises(ConfigError, match=r"unknown grid key budget\.'step'"):
+        parse_grid(tiny(tmp_path, budget={"step": 3}))
+    with pytest.raises(ConfigError, match=r"unknown protocol"):
+        parse_grid(tiny(tmp_path, protocols=["knn", "lineaar"]))
+
+
+def test_bad_cell_config_fails_before_anything_runs(tmp_path, capsys):
+    data = tiny(tmp_path, methods=["rotation", {"config": "simclr", "overrides": {"method.temprature": 0.1}}])
+    with pytest.raises(ConfigError, match=r"simclr-resnet18_v1-w0.125-s0.*temprature"):
+        parse_grid(data)
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(data))
+    assert main(["bench", str(path)]) == 2
+    assert "temprature" in capsys.readouterr().err
+    assert not (tmp_path / "grid").exists()
+
+
+def test_budget_scales_warmup_and_minutes_calibrate_a_whole_schedule(tmp_path):
+    cfg = parse_grid(tiny(tmp_path, overrides={"data.subset": 256, "train.batch_size": 32})).configs[
+        "rotation-resnet18_v1-w0.125-s0"]
+    assert (cfg.train.steps, cfg.train.warmup_steps) == (2000, 100)  # the bundled config's own schedule
+    assert with_budget(cfg, Budget(steps=400), 400).train.warmup_steps == 20  # same 5% warm-up
+    steps, per_step = calibrate_steps(cfg, minutes=0.5, probe_steps=1)
+    assert per_step > 0 and steps == max(2, int(30 / per_step))
+
+
+def test_grid_resumes_interrupted_cells_records_failures_and_skips_finished_ones(tmp_path, monkeypatch):
+    broken = {"config": "rotation", "label": "broken", "overrides": {"data.subset": 10**7}}  # fails at run time
+    g = parse_grid(tiny(tmp_path, methods=["rotation", broken, "simclr"]))
+    out = g.out_dir
+    real_step = loop.train_step
+
+    def interrupted(method, optimizer, batch, step, *a):
+        if type(method).__name__ == "SimCLR" and step == 3:
+            raise KeyboardInterrupt  # a killed job, after the checkpoint at step 2
+        return real_step(method, optimizer, batch, step, *a)
+
+    monkeypatch.setattr(loop, "train_step", interrupted)
+    lines = []
+    with pytest.raises(KeyboardInterrupt):
+        run_grid(g, print_fn=lines.append)
+    rot, bad, sim = (out / c.name for c in g.cells)
+    assert (rot / "done.json").exists() and "knn_top1" in json.loads((rot / "eval.json").read_text())
+    assert "data.subset" in (bad / "error.txt").read_text()
+    assert (sim / "last.pt").exists() and not (sim / "done.json").exists()
+    assert any("FAILED" in line and "broken" in line for line in lines)
+
+    monkeypatch.setattr(loop, "train_step", real_step)
+    lines.clear()
+    status = run_grid(g, print_fn=lines.append)
+    assert status[sim.name]["status"] == "done" and status[sim.name]["started_as"] == "interrupted"
+    assert status[bad.name]["status"] == "failed" and "data.subset" in status[bad.name]["error"]
+    assert [r["step"] for r in map(json.loads, (sim / "metrics.jsonl").read_text().splitlines())] == [1, 2, 3, 4]
+    assert "finished earlier, skipped" in lines[0]
+    saved = json.loads((out / "grid_status.json").read_text())["cells"]
+    assert saved[bad.name]["status"] == "failed" and saved[rot.name]["status"] == "done"
+
+    mtimes = {p: p.stat().st_mtime_ns for cell in (rot, sim) for p in cell.rglob("*") if p.is_file()}
+    trained = []
+
+    def train_spy(cfg, resume):
+        trained.append(cfg.name)
+        raise RuntimeError("not trained in this test")
+
+    monkeypatch.setattr(grid_mod, "_train", train_spy)
+    status = run_grid(g, print_fn=lines.append)
+    assert trained == [bad.name]  # only the failed cell is tried again
+    assert status[rot.name]["status"] == status[sim.name]["status"] == "done"
+    assert mtimes == {p: p.stat().st_mtime_ns for cell in (rot, sim) for p in cell.rglob("*") if p.is_file()}
