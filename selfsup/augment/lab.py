@@ -1,8 +1,8 @@
 """CIE Lab for colorization: the L input, the quantized ab target, rebalancing, decoding.
 
-Zhang, Isola & Efros, "Colorful Image Colorization", ECCV 2016, arXiv:1603.08511:
-"We quantize the ab output space into bins with grid size 10 and keep the Q = 313
-values which are in-gamut" (Sec. 2.1). Here the in-gamut bins are found by
+Zhang, Isola & Efros, "Colorful Image Colorization", ECCV 2016, arXiv:1603.08511,
+quantize ab into a grid of bins of side 10 and keep the Q = 313 in-gamut ones
+(Sec. 2.1). Here the in-gamut bins are found by
 converting a dense grid of sRGB colours to Lab and keeping every ab bin that one
 of them falls in (``ab_gamut_bins``); the count depends on the sampling and the
 Lab implementation (kornia's D65 sRGB), not on a stored table.
@@ -56,9 +56,9 @@ def nearest_bins(ab: torch.Tensor, centers: torch.Tensor) -> torch.Tensor:
 def soft_encode(ab: torch.Tensor, centers: torch.Tensor, neighbours: int = 5, sigma: float = 5.0) -> torch.Tensor:
     """ab (B, 2, H, W) -> target distribution (B, Q, H, W) over the bins.
 
-    "we find the 5-nearest neighbors to Y_h,w in the output space and weight them
-    proportionally to their distance from the ground truth using a Gaussian kernel
-    with sigma = 5" (Zhang et al., Sec. 2.1). ``neighbours=1`` gives one-hot targets.
+    Zhang et al. (Sec. 2.1) spread each true colour over its 5 nearest bins,
+    weighted by a Gaussian kernel (sigma = 5) of the distance. ``neighbours=1``
+    gives one-hot targets.
     """
     b, _, h, w = ab.shape
     q = centers.shape[0]
@@ -74,10 +74,9 @@ def soft_encode(ab: torch.Tensor, centers: torch.Tensor, neighbours: int = 5, si
 def rebalancing_weights(counts: torch.Tensor, centers: torch.Tensor, sigma: float = 5.0, lam: float = 0.5) -> torch.Tensor:
     """Per-bin loss weights (Q,) from bin counts (Q,): w ∝ ((1 - lam) p~ + lam / Q)^-1, E_p~[w] = 1.
 
-    "we smooth the empirical distribution p with a Gaussian kernel ... then mix
-    the distribution with a uniform distribution with weight lambda, take the
-    reciprocal, and normalize so the weighting factor is 1 on expectation"
-    (Zhang et al., Eq. 4; lambda = 1/2, sigma = 5). The kernel acts in ab space
+    Zhang et al. (Eq. 4; lambda = 1/2, sigma = 5): smooth the empirical bin
+    distribution with a Gaussian kernel, mix it with the uniform one, take the
+    reciprocal, normalise to 1 in expectation. The kernel acts in ab space
     between bin centres; ``sigma=0`` leaves p unsmoothed.
     """
     if not 0.0 <= lam <= 1.0:
@@ -98,9 +97,8 @@ def rebalancing_weights(counts: torch.Tensor, centers: torch.Tensor, sigma: floa
 def decode_ab(logits: torch.Tensor, centers: torch.Tensor, temperature: float = 0.38) -> torch.Tensor:
     """Bin logits (B, Q, H, W) -> ab (B, 2, H, W) by the annealed mean.
 
-    "re-adjusting the temperature T of the softmax distribution, and taking the
-    mean of the result ... T = 0.38" (Zhang et al., Eq. 5); T = 1 is the plain
-    expectation, T -> 0 the mode.
+    Zhang et al. (Eq. 5) sharpen the softmax with a temperature T = 0.38 and
+    take the mean of the bin centres; T = 1 is the plain expectation, T -> 0 the mode.
     """
     probs = torch.softmax(logits.float() / temperature, dim=1)  # (B, Q, H, W)
     return torch.einsum("bqhw,qc->bchw", probs, centers.to(probs))

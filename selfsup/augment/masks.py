@@ -1,9 +1,9 @@
 """Masks for inpainting: the region a context encoder must fill in (1 = hidden, 0 = visible).
 
 Pathak et al., "Context Encoders", CVPR 2016, arXiv:1604.07379, Sec. 3.3: the
-central region ("a square patch in the center of the image") hides 1/4 of the
-image (half its side); random blocks are "a number of smaller possibly
-overlapping masks, covering up to 1/4 of the image".
+central region is a centred square hiding 1/4 of the image (half its side);
+random blocks are several smaller squares, possibly overlapping, that together
+hide up to 1/4 of the image.
 """
 from __future__ import annotations
 

@@ -4,8 +4,8 @@ Zhang, Isola & Efros, "Colorful Image Colorization", ECCV 2016, arXiv:1603.08511
 (the classification loss over quantized ab, soft targets, class rebalancing,
 annealed-mean decoding) with the hypercolumn head of Larsson, Maire &
 Shakhnarovich, "Learning Representations for Automatic Colorization", ECCV 2016,
-arXiv:1603.06668: "we extract a hypercolumn descriptor for a pixel by
-concatenating the features at its spatial location in all layers" (Sec. 3).
+arXiv:1603.06668, who describe each pixel by its hypercolumn, the features of
+several layers at that pixel's location, concatenated (Sec. 3).
 The encoder sees only L, so it needs ``backbone.in_channels: 1`` and transfers
 as it is to grey data (``selfsup.augment.lab.lightness_input`` is its input transform).
 """
@@ -47,7 +47,7 @@ class Colorization(Method):
         augment: ViewAugment,
         layers: tuple[str, ...] = ("stem", "block1", "block2", "block3", "block4"),
         hidden_dim: int = 128,
-        pixels_per_image: int | None = 128,  # Larsson et al.'s sparse training; None: every pixel
+        pixels_per_image: int | None = 128,  # sparse training as Larsson et al.; None: every pixel
         bin_size: float = 10.0,  # Zhang et al.'s grid
         neighbours: int = 5,  # soft encoding: 5 nearest bins, Gaussian sigma 5
         encode_sigma: float = 5.0,
@@ -60,8 +60,8 @@ class Colorization(Method):
             the hypercolumn; any spatial ``backbone.feature_names``.
         hidden_dim: width of the 1x1-conv head on the hypercolumn.
         pixels_per_image: the loss is computed at this many random pixels of each
-            image ("we can sample a small number of spatial locations per image",
-            Larsson et al., Sec. 3.3), which spares the head most of its work.
+            image: Larsson et al. train on a sparse random sample of pixels rather
+            than all of them (Sec. 3.3), which spares the head most of its work.
         """
         super().__init__(backbone)
         if getattr(backbone, "in_channels", 3) != 1:

@@ -3,9 +3,9 @@
 Pathak, Krähenbühl, Donahue, Darrell & Efros, "Context Encoders: Feature
 Learning by Inpainting", CVPR 2016, arXiv:1604.07379. The encoder is the
 backbone (its last spatial block), joined to the decoder by a channel-wise
-fully-connected layer ("to propagate information within activations of each
-feature map", Sec. 3.1); the loss is "L = lambda_rec L_rec + lambda_adv L_adv"
-with lambda_rec = 0.999 and lambda_adv = 0.001 (Sec. 3.2 and 4).
+fully-connected layer that lets every position of a feature map see every
+other (Sec. 3.1); the loss is lambda_rec L_rec + lambda_adv L_adv with
+lambda_rec = 0.999 and lambda_adv = 0.001 (Sec. 3.2 and 4).
 
 The loop has one optimizer and one backward, so both players' terms go into
 one loss and each player only gets its own gradients: the generator's
@@ -107,7 +107,7 @@ class Inpainting(Method):
         adv_weight: float = 0.001,  # the paper's lambda_adv
         disc_weight: float = 1.0,  # the discriminator's own loss, as its own optimiser would see it
         overlap: int = 0,  # width in pixels of the visible band around the hole also reconstructed
-        overlap_weight: float = 10.0,  # "a higher weight (10x) for the reconstruction loss in this overlapping region"
+        overlap_weight: float = 10.0,  # the paper weights the overlap band 10x
         channel_fc: bool = True,
         decoder_width: int = 32,
         disc_width: int = 32,
