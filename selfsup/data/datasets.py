@@ -14,6 +14,7 @@ from selfsup.data.dataset import ImageDataset
 from selfsup.data.elpv import read_elpv
 from selfsup.data.folder import read_folder
 from selfsup.data.idx import FASHION_MNIST_ROOT, MNIST_ROOT, read_fashion_mnist, read_mnist
+from selfsup.data.photos import read_photos
 from selfsup.data.stl10 import read_stl10
 from selfsup.registry import Registry
 
@@ -26,6 +27,7 @@ DATASETS.register("cifar100_coarse", read_cifar100_coarse)
 DATASETS.register("stl10", read_stl10)
 DATASETS.register("folder", read_folder)
 DATASETS.register("elpv", read_elpv)
+DATASETS.register("photos", read_photos)
 _DEFAULT_ROOTS = {"fashion_mnist": FASHION_MNIST_ROOT, "mnist": MNIST_ROOT}
 
 

@@ -1,10 +1,14 @@
 """Every method, registered by name. Adding one: its file, one line here, its config."""
 from selfsup.methods.base import Method, StepOutput
+from selfsup.methods.colorization import Colorization
+from selfsup.methods.inpainting import Inpainting
 from selfsup.methods.rotation import Rotation
 from selfsup.methods.simclr import SimCLR
 from selfsup.registry import Registry
 
 METHODS = Registry("method")
+METHODS.register("colorization", Colorization)
+METHODS.register("inpainting", Inpainting)
 METHODS.register("rotation", Rotation)
 METHODS.register("simclr", SimCLR)
 

@@ -1,0 +1,45 @@
+"""Picture of inpainting: the masked input, the reconstruction, the truth, one row per image."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from selfsup.augment.convert import check_images, to_input, to_unit_float
+from selfsup.augment.masks import central_square_mask
+from selfsup.pictures.colorization import _grid
+
+
+def draw(images: torch.Tensor, path: str | Path, method=None, max_images: int = 8) -> Path:
+    """Write a PNG of up to ``max_images`` of ``images`` (uint8 (B, C, H, W)) to ``path``.
+
+    Columns: masked input (the hole shown grey), reconstruction pasted into the
+    context (``method.inpaint`` with ``method.make_masks``), truth. With
+    ``method=None`` the mask is the paper's central square (1/4 of the area)
+    and the reconstruction column is left out.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    check_images(images)
+    images = images[:max_images].cpu()
+    truth = to_unit_float(images).expand(-1, 3, -1, -1)  # (B, 3, H, W) in [0, 1]
+    b, _, h, w = truth.shape
+    if method is None:
+        mask = central_square_mask(h).expand(b, 1, h, w)
+    else:
+        mask = method.make_masks(b, h, torch.device("cpu"))
+    columns = [("masked input", truth * (1 - mask) + 0.5 * mask)]
+    if method is not None:
+        was_training = method.training
+        method.eval()
+        device = next(method.parameters()).device
+        mean, std = method.augment.mean, method.augment.std
+        x = to_input(images.to(device), mean, std)  # (B, 3, H, W) normalised as in training
+        filled = method.inpaint(x, mask.to(device)).cpu()
+        method.train(was_training)
+        columns.append(("reconstruction", filled * torch.tensor(std).view(1, 3, 1, 1) + torch.tensor(mean).view(1, 3, 1, 1)))
+    columns.append(("truth", truth))
+    return _grid(columns, path, plt)
