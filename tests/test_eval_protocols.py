@@ -147,3 +147,10 @@ def test_eval_cli_runs_every_protocol_and_caches_features(tmp_path, capsys):
     assert 40 < transfer["knn_top1"] <= 100 and 40 < transfer["linear_top1"] <= 100  # 4 classes, 58% majority
     assert main(["eval", str(run), "--protocol", "knn", "telepathy"]) == 2
     assert "unknown protocol" in capsys.readouterr().err
+
+
+def test_an_l_only_encoder_is_fed_the_lightness_channel(fmnist):
+    train, _ = fmnist
+    backbone = build_backbone("resnet18_v1", width=0.125, in_channels=1)
+    feats = pooled_features(backbone, None, precision="fp32", size=28)(train.subset(range(8)), ("pre_logits",))
+    assert feats["pre_logits"].shape == (8, backbone.out_dim) and torch.isfinite(feats["pre_logits"]).all()

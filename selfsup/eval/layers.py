@@ -11,6 +11,8 @@ from functools import partial
 import torch
 
 from selfsup.augment import to_input
+from selfsup.augment.convert import resize_center
+from selfsup.augment.lab import lightness_input
 from selfsup.backbones.base import Backbone
 from selfsup.data import ImageDataset
 from selfsup.eval.features import extract_features
@@ -21,7 +23,12 @@ def pooled_features(backbone: Backbone, pool_to: int | None, device: str | torch
                     precision: str = "bf16", size: int | None = None):
     """``extract(dataset, layers) -> {layer: (N, D)}``, every requested layer read in one pass over the images."""
     def extract(dataset: ImageDataset, layers: tuple[str, ...]) -> dict[str, torch.Tensor]:
-        transform = partial(to_input, mean=dataset.mean, std=dataset.std, size=size)
+        if getattr(backbone, "in_channels", 3) == 1:  # an L-only (colorization) encoder reads Lab's L channel
+            def transform(x):
+                x = lightness_input(x)
+                return x if size is None else resize_center(x, size)
+        else:
+            transform = partial(to_input, mean=dataset.mean, std=dataset.std, size=size)
         return extract_features(backbone.to(device), dataset.images, transform, layers=tuple(layers), device=device,
                                 precision=precision, pool_to=pool_to)
     return extract
