@@ -164,7 +164,7 @@ def evaluate_run(run_dir: str | Path, protocols: tuple[str, ...] | None = None, 
     def layers():
         train_f, test_f = cached(tuple(backbone.feature_names), pool_to)
         results["layers"] = layer_probes(train_f, train.labels, test_f, test.labels, seed=seed)
-        results["layers_pool_to"] = pool_to
+        results["layers_pool_to"], results["layers_train_images"] = pool_to, len(train)
 
     def fewshot():
         out = {}
