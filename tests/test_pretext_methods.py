@@ -7,7 +7,7 @@ from selfsup.augment.jigsaw import crop_tiles, permutation_set, standardize_tile
 from selfsup.backbones import build_backbone
 from selfsup.data import Batch
 from selfsup.methods import build_method
-from selfsup.methods.jigsaw import tile_representation
+from selfsup.methods.jigsaw import TileMeanBackbone, tile_representation
 from selfsup.methods.rotation import rotate_all
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -93,3 +93,13 @@ def test_exemplar_step_sees_n_views_per_image():
     assert out.loss.item() >= 0 and 0 <= out.metrics["pretext_acc"] <= 1
     with pytest.raises(Exception, match="n_views"):
         tiny("exemplar", n_views=1)
+
+
+def test_tile_mean_backbone_offers_the_tile_representation_to_the_evaluation_tools():
+    method = tiny("jigsaw").eval()
+    wrapped = TileMeanBackbone(method.backbone, image_size=64, gap=2, jitter=2)
+    x = torch.randn(2, 3, 28, 28)
+    assert torch.equal(wrapped.features(x, ("pre_logits",))["pre_logits"], tile_representation(method.backbone, x))
+    assert wrapped(x).shape == (2, method.backbone.out_dim) and wrapped.out_dim == method.backbone.out_dim
+    with pytest.raises(Exception, match="block1"):
+        wrapped.features(x, ("block1",))

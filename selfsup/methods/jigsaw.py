@@ -47,6 +47,25 @@ def tile_representation(
     return encode_tiles(backbone, tiles).mean(1)
 
 
+class TileMeanBackbone(Backbone):
+    """A backbone whose ``pre_logits`` are ``tile_representation`` of the whole image, for the evaluation tools.
+
+    Wraps a trained (or random) backbone; only ``pre_logits`` is offered.
+    """
+
+    feature_names = ("pre_logits",)
+
+    def __init__(self, backbone: Backbone, grid: int = 3, image_size: int | None = 64, gap: int = 2, jitter: int = 2):
+        super().__init__()
+        self.backbone = backbone
+        self.out_dim = backbone.out_dim
+        self.tiling = dict(grid=grid, image_size=image_size, gap=gap, jitter=jitter)
+
+    def features(self, x: torch.Tensor, names: tuple[str, ...] | None = None) -> dict[str, torch.Tensor]:
+        self.check_feature_names(names)
+        return {"pre_logits": tile_representation(self.backbone, x, **self.tiling)}
+
+
 class Jigsaw(Method):
     def __init__(
         self,
