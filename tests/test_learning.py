@@ -17,6 +17,12 @@ from selfsup.train.loop import train
 CASES = {
     "rotation": (["train.steps=150", "train.batch_size=64", "train.lr=0.1"], 2.0),
     "simclr": (["train.steps=150", "train.batch_size=128", "train.lr=0.5"], 1.0),
+    "jigsaw": (["train.steps=150", "train.batch_size=64", "train.lr=0.03"], 4.0,
+               {"min_pretext_acc": 0.3, "tiles": {"image_size": None, "gap": 1, "jitter": 1}}),
+    "relative_location": (["train.steps=150", "train.batch_size=128", "train.lr=0.03"], 4.0,
+                          {"min_pretext_acc": 0.3, "tiles": {"image_size": 64, "gap": 4, "jitter": 2}}),
+    "exemplar": (["train.steps=150", "train.batch_size=64", "train.lr=0.3", "method.n_views=4"], 3.0,
+                 {"min_pretext_acc": 0.2}),
 }
 
 
