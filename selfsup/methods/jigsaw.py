@@ -33,7 +33,8 @@ def encode_tiles(backbone: Backbone, tiles: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def tile_representation(
-    backbone: Backbone, images: torch.Tensor, grid: int = 3, image_size: int | None = 64, gap: int = 2, jitter: int = 2
+    backbone: Backbone, images: torch.Tensor, grid: int = 3, image_size: int | None = 64, gap: int = 2, jitter: int = 2,
+    standardize: bool = True,
 ) -> torch.Tensor:
     """The mean of the backbone's representations of the grid*grid tiles of float views (B, C, H, W): (B, D).
 
@@ -43,7 +44,9 @@ def tile_representation(
     """
     x = resize_views(images, image_size)
     corners, side = tile_grid_boxes(x.shape[0], x.shape[-1], grid, gap + jitter, 0)  # same side as training
-    tiles = standardize_tiles(crop_tiles(x, corners + jitter // 2, side))  # (B, T, C, t, t)
+    tiles = crop_tiles(x, corners + jitter // 2, side)  # (B, T, C, t, t)
+    if standardize:
+        tiles = standardize_tiles(tiles)
     return encode_tiles(backbone, tiles).mean(1)
 
 
@@ -55,11 +58,12 @@ class TileMeanBackbone(Backbone):
 
     feature_names = ("pre_logits",)
 
-    def __init__(self, backbone: Backbone, grid: int = 3, image_size: int | None = 64, gap: int = 2, jitter: int = 2):
+    def __init__(self, backbone: Backbone, grid: int = 3, image_size: int | None = 64, gap: int = 2, jitter: int = 2,
+                 standardize: bool = True):
         super().__init__()
         self.backbone = backbone
         self.out_dim = backbone.out_dim
-        self.tiling = dict(grid=grid, image_size=image_size, gap=gap, jitter=jitter)
+        self.tiling = dict(grid=grid, image_size=image_size, gap=gap, jitter=jitter, standardize=standardize)
 
     def features(self, x: torch.Tensor, names: tuple[str, ...] | None = None) -> dict[str, torch.Tensor]:
         self.check_feature_names(names)
