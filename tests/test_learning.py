@@ -1,22 +1,35 @@
 """End to end on real data: train briefly on a Fashion-MNIST subset, the features must beat random init."""
+import json
+
 import pytest
 import torch
 
 from selfsup.config import load_config
 from selfsup.eval.run import evaluate_backbone
+from selfsup.methods.jigsaw import TileMeanBackbone
 from selfsup.train.build import load_backbone, load_train_data, make_backbone
 from selfsup.train.loop import train
 
-# (method, overrides, points the trained encoder must gain over random init on kNN)
+# (method, overrides, points the trained encoder must gain over random init on kNN[, options])
+# options: "min_pretext_acc": the mean pretext_acc logged over the last 50 steps must exceed it;
+#   "tiles": kNN on the mean of the 3x3 tiles' representations (TileMeanBackbone with these kwargs), the
+#   representation "Revisiting" evaluates patch-based tasks on, for trained and random init alike.
 CASES = {
     "rotation": (["train.steps=150", "train.batch_size=64", "train.lr=0.1"], 2.0),
     "simclr": (["train.steps=150", "train.batch_size=128", "train.lr=0.5"], 1.0),
+    "jigsaw": (["train.steps=150", "train.batch_size=64", "train.lr=0.03"], 4.0,
+               {"min_pretext_acc": 0.3, "tiles": {"image_size": None, "gap": 1, "jitter": 1}}),
+    "relative_location": (["train.steps=150", "train.batch_size=128", "train.lr=0.03"], 4.0,
+                          {"min_pretext_acc": 0.3, "tiles": {"image_size": 64, "gap": 4, "jitter": 2}}),
+    "exemplar": (["train.steps=150", "train.batch_size=64", "train.lr=0.3", "method.n_views=4"], 3.0,
+                 {"min_pretext_acc": 0.2}),
 }
 
 
 @pytest.mark.parametrize("method", sorted(CASES))
 def test_trained_features_beat_random_init_on_knn(method, tmp_path):
-    overrides, margin = CASES[method]
+    overrides, margin, *extra = CASES[method]
+    options = extra[0] if extra else {}
     cfg = load_config(method, [f"out_dir={tmp_path}", "name=e2e", "data.subset=10000", "backbone.width=0.25",
                                "train.warmup_steps=10", "train.progress=false", *overrides])
     run = train(cfg)
@@ -25,6 +38,12 @@ def test_trained_features_beat_random_init_on_knn(method, tmp_path):
     trained, _ = load_backbone(run)
     torch.manual_seed(cfg.train.seed)
     random_init = make_backbone(cfg).eval()
+    if "tiles" in options:
+        trained, random_init = (TileMeanBackbone(b, **options["tiles"]).eval() for b in (trained, random_init))
+    if "min_pretext_acc" in options:
+        records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+        last = [r["pretext_acc"] for r in records if r["step"] > cfg.train.steps - 50]
+        assert sum(last) / len(last) > options["min_pretext_acc"], f"{method}: pretext accuracy {last}"
     learned = evaluate_backbone(trained, train_ds, test_ds, 28, linear=False)["knn_top1"]
     baseline = evaluate_backbone(random_init, train_ds, test_ds, 28, linear=False)["knn_top1"]
     assert learned > baseline + margin, f"{method}: kNN {learned:.2f} vs random init {baseline:.2f}"

@@ -1,7 +1,10 @@
 """Every method, registered by name. Adding one: its file, one line here, its config."""
 from selfsup.methods.base import Method, StepOutput
 from selfsup.methods.colorization import Colorization
+from selfsup.methods.exemplar import Exemplar
 from selfsup.methods.inpainting import Inpainting
+from selfsup.methods.jigsaw import Jigsaw
+from selfsup.methods.relative_location import RelativeLocation
 from selfsup.methods.rotation import Rotation
 from selfsup.methods.simclr import SimCLR
 from selfsup.registry import Registry
@@ -11,6 +14,9 @@ METHODS.register("colorization", Colorization)
 METHODS.register("inpainting", Inpainting)
 METHODS.register("rotation", Rotation)
 METHODS.register("simclr", SimCLR)
+METHODS.register("jigsaw", Jigsaw)
+METHODS.register("relative_location", RelativeLocation)
+METHODS.register("exemplar", Exemplar)
 
 
 def build_method(name: str, **kwargs) -> Method:
