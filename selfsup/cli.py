@@ -58,6 +58,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-embed-runs", type=int, default=6, help="runs that get retrieval grids and t-SNE maps")
     p.add_argument("--device", default="cpu")
 
+    p = sub.add_parser("pictures", help="a PNG per pretext task of what it sees (and predicts, given trained runs)")
+    p.add_argument("--out", default="pictures", help="folder for the PNGs")
+    p.add_argument("--tasks", nargs="+", help="default: every pretext task")
+    p.add_argument("--runs", nargs="+", default=[], help="trained run folders whose method's predictions to show")
+
     sub.add_parser("backbones", help="parameters, FLOPs and CPU speed of every backbone (Markdown table)")
     sub.add_parser("bench-eval", help="time the L-BFGS probe, kNN and k-means on a 60k x 512 feature matrix")
 
@@ -132,6 +137,11 @@ def _run(args: argparse.Namespace, rest: list[str]) -> int:
         index = write_report(args.runs_dir, out_dir=args.out, metric=args.metric, embed_points=args.embed_points,
                              max_embed_runs=args.max_embed_runs, device=args.device)
         print(f"report written: {index} (and report.md beside it)")
+    elif args.command == "pictures":
+        from selfsup.pictures.command import write_pictures
+
+        for path in write_pictures(args.out, args.tasks, args.runs):
+            print(f"wrote {path}")
     elif args.command == "backbones":
         from selfsup.backbones.profile import main as table
 

@@ -41,3 +41,10 @@ def test_eval_writes_json_beside_the_run_for_trained_and_random_init(tmp_path, c
 def test_eval_of_a_folder_that_is_not_a_run_is_a_clear_error(tmp_path, capsys):
     assert main(["eval", str(tmp_path)]) == 2
     assert "not a selfsup run folder" in capsys.readouterr().err
+
+
+def test_pictures_command_writes_one_png_per_task(tmp_path, capsys):
+    assert main(["pictures", "--out", str(tmp_path), "--tasks", "rotation", "inpainting"]) == 0
+    assert sorted(p.name for p in tmp_path.glob("*.png")) == ["inpainting.png", "rotation.png"]
+    assert main(["pictures", "--out", str(tmp_path), "--tasks", "telepathy"]) == 2
+    assert "no picture for ['telepathy']" in capsys.readouterr().err
