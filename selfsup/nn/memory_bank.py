@@ -46,11 +46,13 @@ class MemoryBank(nn.Module):
         """Dot products (B, K) of z (B, D) with the stored rows ``index`` (B, K); gradients reach z only.
 
         Scores every stored row once when that is cheaper than gathering B*K rows.
+        Either way autograd keeps a copy of the rows, not the buffer, which
+        ``update`` changes in place before the backward pass.
         """
-        bank = self.bank.to(z.dtype)
         if index.numel() >= self.num_samples:
+            bank = self.bank.to(z.dtype, copy=True)  # (n, D)
             return (z @ bank.T).gather(1, index)  # (B, n) -> (B, K)
-        return torch.einsum("bd,bkd->bk", z, bank[index])  # (B, K, D) gathered
+        return torch.einsum("bd,bkd->bk", z, self.bank[index].to(z.dtype))  # (B, K, D) gathered
 
     @torch.no_grad()
     def update(self, index: torch.Tensor, z: torch.Tensor) -> None:
