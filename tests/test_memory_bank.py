@@ -84,3 +84,13 @@ def test_backward_after_update_uses_the_rows_as_they_were_scored(k):
     mem.update(torch.arange(20), torch.randn(20, 6))  # every row changes in place before backward
     sim.sum().backward()
     assert torch.allclose(z.grad, old[index].sum(1), atol=1e-6)
+
+
+def test_similarity_is_float32_under_bf16_autocast():
+    torch.manual_seed(0)
+    mem = MemoryBank(20, 6)
+    z = F.normalize(torch.randn(3, 6), dim=1)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        for k in (2, 9):
+            sim = mem.similarity(z, torch.randint(20, (3, k)))
+            assert sim.dtype == torch.float32
