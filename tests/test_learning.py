@@ -11,6 +11,9 @@ from selfsup.train.loop import train
 CASES = {
     "rotation": (["train.steps=150", "train.batch_size=64", "train.lr=0.1"], 2.0),
     "simclr": (["train.steps=150", "train.batch_size=128", "train.lr=0.5"], 1.0),
+    # two clusterings of the 10k images (before steps 0 and 78); measured 72.30 vs 69.75 at random init
+    "deepcluster": (["train.steps=150", "train.batch_size=128", "train.lr=0.1", "method.num_clusters=30",
+                     "augment.crop_scale=[0.6,1.0]"], 1.0),
 }
 
 
