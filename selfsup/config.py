@@ -20,6 +20,7 @@ import yaml
 from selfsup.registry import ConfigError, _describe, _value_fits
 
 CONFIG_DIR = Path(__file__).parent / "configs"
+DATASET_SIZE_ARG = "num_samples"  # a method argument filled with len(training set) by make_method, never by the config
 
 
 class _Loader(yaml.SafeLoader):
@@ -184,6 +185,8 @@ def validate(cfg: RunConfig) -> None:
             raise ConfigError(f"config section {section!r} needs a 'name'; choose from: {', '.join(registry.names())}")
         name = kwargs.pop("name")
         fn = registry.get(name)
+        if section == "method" and DATASET_SIZE_ARG in kwargs:
+            raise ConfigError(f"config key 'method.{DATASET_SIZE_ARG}' is set from the training set's size; remove it")
         check_kwargs(fn, kwargs, f"{section} {name!r} (config key {section}.*)")
     check_kwargs(ViewAugment, cfg.augment, "augment (config key augment.*)")
     t = cfg.train

@@ -23,6 +23,9 @@ CASES = {
                           {"min_pretext_acc": 0.3, "tiles": {"image_size": 64, "gap": 4, "jitter": 2}}),
     "exemplar": (["train.steps=150", "train.batch_size=64", "train.lr=0.3", "method.n_views=4"], 3.0,
                  {"min_pretext_acc": 0.2}),
+    # two clusterings of the 10k images (before steps 0 and 78); measured 72.30 vs 69.75 at random init
+    "deepcluster": (["train.steps=150", "train.batch_size=128", "train.lr=0.1", "method.num_clusters=30",
+                     "augment.crop_scale=[0.6,1.0]"], 1.0),
 }
 
 

@@ -4,7 +4,10 @@ No worker processes: a batch is one numpy gather from the memmap plus one
 layout change, about a millisecond for 256 CIFAR-sized images, while every
 augmentation runs later on the batch's device. The shuffle order of an epoch
 is a function of (seed, epoch) only, so a run resumed from ``state_dict()``
-sees exactly the batches the uninterrupted run would have seen.
+sees exactly the batches the uninterrupted run would have seen. Per-image
+sampling weights (``set_weights``, e.g. DeepCluster's uniform sampling over
+clusters) replace the permutation by a seeded draw with replacement, and
+travel in ``state_dict()`` so a resumed epoch draws the same images.
 """
 from __future__ import annotations
 
@@ -132,6 +135,24 @@ class BatchLoader:
         self.prefetch = prefetch
         self.epoch = 0
         self.position = 0  # batches of the current epoch already handed out
+        self.weights: np.ndarray | None = None  # (N,) sampling probabilities; None: a plain shuffle
+
+    def set_weights(self, weights: np.ndarray | None) -> None:
+        """Draw the next epochs' images with probability proportional to ``weights`` (N,); None restores shuffling.
+
+        Each epoch still serves len(dataset) images (drawn with replacement,
+        seeded by (seed, epoch)); set weights before the epoch's first batch.
+        """
+        if weights is None:
+            self.weights = None
+            return
+        w = np.asarray(weights, dtype=np.float64)
+        n = len(self.dataset)
+        if w.shape != (n,):
+            raise ValueError(f"weights must have shape ({n},), one per image, got {w.shape}")
+        if not np.isfinite(w).all() or (w < 0).any() or w.sum() <= 0:
+            raise ValueError("weights must be finite, non-negative and not all zero")
+        self.weights = w / w.sum()
 
     def __len__(self) -> int:
         n = self.per_rank
@@ -145,7 +166,11 @@ class BatchLoader:
         processes serve the same number of batches.
         """
         n = len(self.dataset)
-        order = np.random.default_rng([self.seed, epoch]).permutation(n) if self.shuffle else np.arange(n, dtype=np.int64)
+        rng = np.random.default_rng([self.seed, epoch])
+        if self.weights is not None:
+            order = rng.choice(n, size=n, replace=True, p=self.weights)
+        else:
+            order = rng.permutation(n) if self.shuffle else np.arange(n, dtype=np.int64)
         if self.world_size > 1:
             order = order[: self.per_rank * self.world_size][self.rank :: self.world_size]
         return order
@@ -168,11 +193,14 @@ class BatchLoader:
                 self.epoch, self.position = epoch + 1, 0
             yield batch
 
-    def state_dict(self) -> dict[str, int]:
-        return {
+    def state_dict(self) -> dict[str, Any]:
+        state = {
             "epoch": self.epoch, "position": self.position,
             "seed": self.seed, "batch_size": self.batch_size, "world_size": self.world_size,
         }  # fmt: skip
+        if self.weights is not None:
+            state["weights"] = torch.from_numpy(self.weights.copy())  # a tensor: checkpoints load with weights_only
+        return state
 
     def load_state_dict(self, state: dict[str, int]) -> None:
         for key in ("seed", "batch_size", "world_size"):
@@ -183,6 +211,7 @@ class BatchLoader:
         if not 0 <= state["position"] < len(self):
             raise ValueError(f"loader state position={state['position']} is outside an epoch of {len(self)} batches")
         self.epoch, self.position = int(state["epoch"]), int(state["position"])
+        self.set_weights(None if state.get("weights") is None else state["weights"].cpu().numpy())
 
 
 def iterate(dataset: ImageDataset, batch_size: int, device: torch.device | str = "cpu") -> Iterator[Batch]:

@@ -3,11 +3,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 from torch import nn
 
 from selfsup.backbones.base import Backbone
 from selfsup.data.batch import Batch
+from selfsup.data.dataset import ImageDataset
 
 
 @dataclass
@@ -30,6 +32,10 @@ class Method(nn.Module):
     A method owns all of its state (heads, EMA targets, queues, memory banks,
     prototypes) as submodules or buffers, so a checkpoint of the method is a
     checkpoint of everything. The loop knows nothing about any particular method.
+
+    A constructor parameter named ``num_samples`` receives the training set's
+    size from ``make_method`` (memory banks, pseudo-labels: one row per image);
+    it is never a config key.
     """
 
     def __init__(self, backbone: Backbone):
@@ -42,6 +48,15 @@ class Method(nn.Module):
     def forward(self, batch: Batch, step: int) -> StepOutput:
         """``method(batch, step)`` is ``training_step``: DDP syncs gradients only of a forward that went through it."""
         return self.training_step(batch, step)
+    def on_epoch_start(self, epoch: int, dataset: ImageDataset, device: torch.device) -> np.ndarray | None:
+        """Called by the loop before the first batch of every epoch (epoch 0 included).
+
+        Per-epoch work goes here (DeepCluster clusters the whole training set).
+        Return per-image sampling weights (N,) for this epoch, or None for a
+        plain shuffle. A run resumed mid-epoch does not call it: the method's
+        buffers and the loader's weights come back from the checkpoint.
+        """
+        return None
 
     def ema_pairs(self) -> list[tuple[nn.Module, nn.Module]]:
         """(online, target) module pairs the loop updates as target = m*target + (1-m)*online."""

@@ -1,6 +1,7 @@
 """From a config to live objects: the dataset, the method, a trained backbone."""
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 
 import torch
@@ -9,9 +10,10 @@ import yaml
 from selfsup.augment import ViewAugment
 from selfsup.backbones import build_backbone
 from selfsup.backbones.base import Backbone
-from selfsup.config import RunConfig, from_dict
+from selfsup.config import DATASET_SIZE_ARG, RunConfig, from_dict
 from selfsup.data import ImageDataset, load_dataset
-from selfsup.methods import Method, build_method
+from selfsup.methods import METHODS, Method, build_method
+from selfsup.registry import ConfigError
 
 
 def load_train_data(cfg: RunConfig, split: str | None = None) -> ImageDataset:
@@ -30,10 +32,18 @@ def make_backbone(cfg: RunConfig) -> Backbone:
 
 
 def make_method(cfg: RunConfig, dataset: ImageDataset) -> Method:
-    """The method with its backbone and its augmentation (views sized to the data unless set)."""
+    """The method with its backbone and its augmentation (views sized to the data unless set).
+
+    A method whose constructor takes ``num_samples`` (memory bank, pseudo-labels)
+    gets the training set's size; the config cannot set it.
+    """
     aug = {"size": dataset.resolution, "mean": tuple(dataset.mean), "std": tuple(dataset.std), **cfg.augment}
     kwargs = dict(cfg.method)
     name = kwargs.pop("name")
+    if DATASET_SIZE_ARG in kwargs:
+        raise ConfigError(f"config key 'method.{DATASET_SIZE_ARG}' is set from the training set's size; remove it")
+    if DATASET_SIZE_ARG in inspect.signature(METHODS.get(name)).parameters:
+        kwargs[DATASET_SIZE_ARG] = len(dataset)
     return build_method(name, backbone=make_backbone(cfg), augment=ViewAugment(**aug), **kwargs)
 
 

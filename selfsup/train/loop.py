@@ -114,6 +114,9 @@ def train(cfg: RunConfig, resume: bool = False) -> Path:
     for step in range(start, t.steps):
         for group in optimizer.param_groups:
             group["lr"] = float(lrs[step])
+        if loader.position == 0:  # this step opens an epoch: per-epoch state and sampling weights (Method.on_epoch_start)
+            loader.set_weights(method.on_epoch_start(loader.epoch, dataset, device))
+            method.train()  # the hook may have extracted features in eval mode
         batch = next(batches)
         try:
             out = train_step(model, optimizer, batch, step, amp_dtype, t.grad_clip)
