@@ -2,11 +2,23 @@
 from selfsup.methods.base import Method, StepOutput
 from selfsup.methods.rotation import Rotation
 from selfsup.methods.simclr import SimCLR
+from selfsup.methods.moco import MoCo
+from selfsup.methods.mocov3 import MoCoV3
+from selfsup.methods.byol import BYOL
+from selfsup.methods.simsiam import SimSiam
+from selfsup.methods.barlow_twins import BarlowTwins
+from selfsup.methods.vicreg import VICReg
 from selfsup.registry import Registry
 
 METHODS = Registry("method")
 METHODS.register("rotation", Rotation)
 METHODS.register("simclr", SimCLR)
+METHODS.register("moco", MoCo)
+METHODS.register("mocov3", MoCoV3)
+METHODS.register("byol", BYOL)
+METHODS.register("simsiam", SimSiam)
+METHODS.register("barlow_twins", BarlowTwins)
+METHODS.register("vicreg", VICReg)
 
 
 def build_method(name: str, **kwargs) -> Method:

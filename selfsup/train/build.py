@@ -1,6 +1,7 @@
 """From a config to live objects: the dataset, the method, a trained backbone."""
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 
 import torch
@@ -12,6 +13,7 @@ from selfsup.backbones.base import Backbone
 from selfsup.config import RunConfig, from_dict
 from selfsup.data import ImageDataset, load_dataset
 from selfsup.methods import Method, build_method
+from selfsup.methods import METHODS
 
 
 def load_train_data(cfg: RunConfig, split: str | None = None) -> ImageDataset:
@@ -34,6 +36,8 @@ def make_method(cfg: RunConfig, dataset: ImageDataset) -> Method:
     aug = {"size": dataset.resolution, "mean": tuple(dataset.mean), "std": tuple(dataset.std), **cfg.augment}
     kwargs = dict(cfg.method)
     name = kwargs.pop("name")
+    if "dataset_size" in inspect.signature(METHODS.get(name)).parameters:  # queues / memory banks sized to the data
+        kwargs.setdefault("dataset_size", len(dataset))
     return build_method(name, backbone=make_backbone(cfg), augment=ViewAugment(**aug), **kwargs)
 
 
