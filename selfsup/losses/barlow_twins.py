@@ -4,8 +4,10 @@ from __future__ import annotations
 import torch
 
 from selfsup.nn.distributed import gather_with_grad
+from selfsup.losses.precision import float32_loss
 
 
+@float32_loss
 def cross_correlation(z1: torch.Tensor, z2: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
     """C_ij = sum_b z1n_bi z2n_bj / N, with each column standardised over the batch (Eq. 2).
 

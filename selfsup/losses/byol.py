@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from selfsup.losses.precision import float32_loss
 
 
+@float32_loss
 def normalized_mse(p: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
     """BYOL's loss for one direction (arXiv:2006.07733, Eq. 2), averaged over the batch.
 
@@ -22,6 +24,7 @@ def normalized_mse(p: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
     return (2 - 2 * cos).mean()
 
 
+@float32_loss
 def negative_cosine(p: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
     """SimSiam's D(p, z) with stop-gradient on z (arXiv:2011.10566, Eq. 1 and Alg. 1), averaged over the batch.
 

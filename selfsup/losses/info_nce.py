@@ -6,6 +6,7 @@ import torch.nn.functional as F
 
 from selfsup.nn.distributed import gather_with_grad, rank
 from selfsup.nn.distributed import gather  # no-grad gather for keys
+from selfsup.losses.precision import float32_loss
 
 
 def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.5) -> torch.Tensor:
@@ -35,6 +36,7 @@ def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.5) -> tor
     return F.cross_entropy(logits, pos_cols)
 
 
+@float32_loss
 def info_nce_with_queue(q: torch.Tensor, k: torch.Tensor, queue: torch.Tensor, temperature: float = 0.2) -> torch.Tensor:
     """MoCo's InfoNCE against a queue of negatives (arXiv:1911.05722, Eq. 1).
 
@@ -62,6 +64,7 @@ def info_nce_with_queue(q: torch.Tensor, k: torch.Tensor, queue: torch.Tensor, t
     return F.cross_entropy(logits, labels)
 
 
+@float32_loss
 def info_nce_in_batch(q: torch.Tensor, k: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
     """InfoNCE with the other images' keys in the (gathered) batch as negatives (MoCo v3, arXiv:2104.02057, Alg. 1).
 

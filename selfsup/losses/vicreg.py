@@ -11,13 +11,16 @@ import torch
 import torch.nn.functional as F
 
 from selfsup.nn.distributed import gather_with_grad
+from selfsup.losses.precision import float32_loss
 
 
+@float32_loss
 def invariance_term(z1: torch.Tensor, z2: torch.Tensor) -> torch.Tensor:
     """s(Z, Z') = mean squared distance between the paired embeddings (Eq. 5): MSE over all N*D entries."""
     return F.mse_loss(z1.float(), z2.float())
 
 
+@float32_loss
 def variance_term(z: torch.Tensor, gamma: float = 1.0, eps: float = 1e-4) -> torch.Tensor:
     """v(Z) = 1/d sum_j max(0, gamma - S(z^j, eps)), S = sqrt(Var(z^j) + eps) (Eqs. 1-2).
 
@@ -29,6 +32,7 @@ def variance_term(z: torch.Tensor, gamma: float = 1.0, eps: float = 1e-4) -> tor
     return F.relu(gamma - std).mean()
 
 
+@float32_loss
 def covariance_term(z: torch.Tensor) -> torch.Tensor:
     """c(Z) = 1/d sum_{i != j} C(Z)_ij^2, C the (unbiased) covariance matrix of the columns (Eqs. 3-4)."""
     n, d = z.shape
