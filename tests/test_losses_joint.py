@@ -128,3 +128,14 @@ def test_vicreg_loss_weighs_the_three_terms():
 def test_pair_losses_reject_mismatched_shapes(loss):
     with pytest.raises(ValueError, match="shape"):
         loss(torch.randn(3, 4), torch.randn(3, 5))
+
+
+def test_losses_stay_float32_under_bf16_autocast():
+    g = torch.Generator().manual_seed(3)
+    z1, z2 = torch.randn(64, 32, generator=g), torch.randn(64, 32, generator=g)
+    exact = cross_correlation(z1, z2)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        under_autocast = cross_correlation(z1, z2)
+        bf16_matmul = (z1 - z1.mean(0)).T @ (z2 - z2.mean(0))  # what autocast does to a plain matmul
+    assert under_autocast.dtype == torch.float32 and bf16_matmul.dtype == torch.bfloat16
+    assert torch.allclose(under_autocast, exact, atol=1e-6)

@@ -23,7 +23,7 @@ from selfsup.backbones.base import Backbone
 from selfsup.data.batch import Batch
 from selfsup.losses import info_nce_with_queue
 from selfsup.methods.base import Method, StepOutput
-from selfsup.nn import FeatureQueue, gather, grouped_forward, momentum_copy, shuffled_forward
+from selfsup.nn import FeatureQueue, gather, grouped_forward, mlp, momentum_copy, shuffled_forward
 
 
 class MoCo(Method):
@@ -36,10 +36,13 @@ class MoCo(Method):
         queue_size: int = 65536,
         proj_hidden_dim: int = 2048,
         proj_dim: int = 128,
+        proj_bn: bool = False,
         shuffle_bn_groups: int = 1,
         dataset_size: int | None = None,
     ):
         """Args:
+        proj_bn: add BN after the head's hidden layer (SimCLR's head). MoCo v2's head has none;
+            with BN, short runs learn faster (the keys start centred, the queue is less uniform).
         shuffle_bn_groups: single process only: encode queries in this many BN batches and
             keys in as many shuffled ones, emulating MoCo's shuffling BN on that many devices
             (1: no shuffling). Distributed runs always shuffle keys across ranks.
@@ -57,9 +60,8 @@ class MoCo(Method):
         self.temperature = temperature
         self.momentum = momentum
         self.shuffle_bn_groups = shuffle_bn_groups
-        self.projector = nn.Sequential(
-            nn.Linear(backbone.out_dim, proj_hidden_dim), nn.ReLU(inplace=True), nn.Linear(proj_hidden_dim, proj_dim)
-        )
+        self.projector = (mlp(backbone.out_dim, proj_hidden_dim, proj_dim) if proj_bn else nn.Sequential(
+            nn.Linear(backbone.out_dim, proj_hidden_dim), nn.ReLU(inplace=True), nn.Linear(proj_hidden_dim, proj_dim)))
         self.target_backbone = momentum_copy(backbone)
         self.target_projector = momentum_copy(self.projector)
         self.queue = FeatureQueue(queue_size, proj_dim)
