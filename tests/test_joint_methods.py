@@ -109,3 +109,18 @@ def test_shuffled_bn_normalises_each_group_on_its_own():
     assert torch.allclose(grouped[:4], torch.zeros(4, 1)) and not torch.allclose(grouped, whole)
     with pytest.raises(ValueError, match="shuffle_bn_groups=3"):
         grouped_forward(bn, x, groups=3)
+
+
+def test_builder_sizes_moco_queue_to_the_training_set():
+    from selfsup.config import load_config
+    from selfsup.train.build import load_train_data, make_method
+
+    cfg = load_config("moco", ["data.subset=300", "backbone.width=0.125", "method.queue_size=512"])
+    with pytest.warns(UserWarning, match="clamped to 300"):
+        moco = make_method(cfg, load_train_data(cfg))
+    assert len(moco.queue) == 300
+
+
+def test_moco_head_with_bn_option_trains_a_step():
+    out = make("moco", proj_bn=True).training_step(batch(8), 0)
+    assert torch.isfinite(out.loss)
