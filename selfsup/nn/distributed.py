@@ -35,3 +35,13 @@ def gather_with_grad(x: torch.Tensor) -> torch.Tensor:
 
 def rank() -> int:
     return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+
+
+@torch.no_grad()
+def gather(x: torch.Tensor) -> torch.Tensor:
+    """Concatenate ``x`` (B, ...) from all ranks into (world*B, ...), without gradients (keys, queue entries)."""
+    if world_size() == 1:
+        return x
+    parts = [torch.empty_like(x) for _ in range(dist.get_world_size())]
+    dist.all_gather(parts, x.contiguous())
+    return torch.cat(parts)
