@@ -2,11 +2,15 @@
 from selfsup.methods.base import Method, StepOutput
 from selfsup.methods.rotation import Rotation
 from selfsup.methods.simclr import SimCLR
+from selfsup.methods.swav import SwAV
+from selfsup.methods.dino import DINO
 from selfsup.registry import Registry
 
 METHODS = Registry("method")
 METHODS.register("rotation", Rotation)
 METHODS.register("simclr", SimCLR)
+METHODS.register("swav", SwAV)
+METHODS.register("dino", DINO)
 
 
 def build_method(name: str, **kwargs) -> Method:

@@ -3,3 +3,6 @@ from selfsup.nn.distributed import gather_with_grad, world_size
 from selfsup.nn.heads import mlp
 
 __all__ = ["gather_with_grad", "mlp", "world_size"]
+from selfsup.nn.sinkhorn import sinkhorn_knopp
+
+__all__ += ["sinkhorn_knopp"]
