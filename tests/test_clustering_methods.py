@@ -125,3 +125,16 @@ def test_dino_rejects_bad_arguments_by_name():
                          ({"freeze_last_layer_steps": -1}, "freeze_last_layer_steps")):
         with pytest.raises(ValueError, match=name):
             _method("dino", **kwargs)
+
+
+@pytest.mark.parametrize("name", ["swav", "dino"])
+def test_bundled_config_validates_and_builds(name):
+    from selfsup.config import load_config
+
+    cfg = load_config(name, ["backbone.width=0.125"])
+    kwargs = dict(cfg.method)
+    assert kwargs.pop("name") == name
+    backbone = build_backbone(cfg.backbone["name"], stem="small", width=0.125)
+    m = build_method(name, backbone=backbone, augment=ViewAugment(28, **cfg.augment), **kwargs)
+    crops = m.multicrop(_batch(2, 28).images)
+    assert [c.shape[-1] for c in crops] == [28, 28] + [14] * kwargs["n_small_crops"]
