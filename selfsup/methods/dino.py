@@ -30,6 +30,7 @@ from selfsup.backbones.base import Backbone
 from selfsup.data.batch import Batch
 from selfsup.losses import dino_loss, update_center
 from selfsup.methods.base import Method, StepOutput
+from selfsup.nn import running_stats_frozen
 
 _N_GLOBAL = 2  # "two global views at resolution 224^2"
 
@@ -147,8 +148,9 @@ class DINO(Method):
         with torch.no_grad():
             teacher = self.teacher_head(self.teacher_backbone(global_crops)).float().split(b)  # 2 x (B, K)
         h = [self.backbone(global_crops)]  # one backbone pass per resolution
-        if len(crops) > _N_GLOBAL:
-            h.append(self.backbone(torch.cat(crops[_N_GLOBAL:]).contiguous(memory_format=torch.channels_last)))
+        if len(crops) > _N_GLOBAL:  # evaluation's BN statistics stay those of full-size crops
+            with running_stats_frozen(self.backbone):
+                h.append(self.backbone(torch.cat(crops[_N_GLOBAL:]).contiguous(memory_format=torch.channels_last)))
         freeze = step < self.freeze_last_layer_steps
         student = self.head(torch.cat(h), freeze_last=freeze).float().split(b)  # V x (B, K)
         tau_t = self.teacher_temperature_at(step)

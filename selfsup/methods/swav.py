@@ -28,7 +28,7 @@ from selfsup.backbones.base import Backbone
 from selfsup.data.batch import Batch
 from selfsup.losses import swapped_prediction
 from selfsup.methods.base import Method, StepOutput
-from selfsup.nn import mlp, sinkhorn_knopp
+from selfsup.nn import mlp, running_stats_frozen, sinkhorn_knopp
 
 _N_LARGE = 2  # "two standard resolution crops"
 
@@ -101,8 +101,11 @@ class SwAV(Method):
         self.normalize_prototypes()
         b = len(batch)
         crops = self.multicrop(batch.images)  # 2 large (B, 3, S, S) then n_small (B, 3, s, s)
-        groups = [crops[:_N_LARGE], crops[_N_LARGE:]]  # one backbone pass per resolution
-        h = torch.cat([self.backbone(torch.cat(g).contiguous(memory_format=torch.channels_last)) for g in groups if g])
+        h = self.backbone(torch.cat(crops[:_N_LARGE]).contiguous(memory_format=torch.channels_last))  # (2B, D)
+        if len(crops) > _N_LARGE:  # one backbone pass per resolution; evaluation's BN statistics stay full-size
+            with running_stats_frozen(self.backbone):
+                small = self.backbone(torch.cat(crops[_N_LARGE:]).contiguous(memory_format=torch.channels_last))
+            h = torch.cat([h, small])  # (V*B, D)
         z = F.normalize(self.projector(h).float(), dim=1)  # (V*B, proj_dim), V = 2 + n_small
         c = self.prototypes.weight.float()  # (K, proj_dim)
         if step < self.freeze_prototypes_steps:

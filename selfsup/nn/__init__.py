@@ -6,3 +6,6 @@ __all__ = ["gather_with_grad", "mlp", "world_size"]
 from selfsup.nn.sinkhorn import sinkhorn_knopp
 
 __all__ += ["sinkhorn_knopp"]
+from selfsup.nn.batchnorm import running_stats_frozen
+
+__all__ += ["running_stats_frozen"]
