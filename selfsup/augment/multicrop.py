@@ -37,3 +37,15 @@ class MultiCrop:
         if self.n_small:
             views += self.small.views(images, self.n_small, generator)
         return views
+
+
+def small_crop_augment(large: ViewAugment, size: int, crop_scale: tuple[float, float]) -> ViewAugment:
+    """The small views' augmentation: every setting of ``large`` but the size and crop scale.
+
+    Methods get the large-view ``ViewAugment`` from the config's ``augment:``
+    section and build the small one from it, so the two never drift apart.
+    The blur kernel is re-derived from the small size.
+    """
+    if not isinstance(large, ViewAugment):
+        raise ValueError(f"large must be a ViewAugment, got {type(large).__name__}")
+    return ViewAugment(**{**vars(large), "size": size, "crop_scale": crop_scale, "blur_kernel": None})

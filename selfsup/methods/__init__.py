@@ -4,6 +4,7 @@ from selfsup.methods.base import Method, StepOutput
 from selfsup.methods.byol import BYOL
 from selfsup.methods.colorization import Colorization
 from selfsup.methods.deepcluster import DeepCluster
+from selfsup.methods.dino import DINO
 from selfsup.methods.exemplar import Exemplar
 from selfsup.methods.inpainting import Inpainting
 from selfsup.methods.jigsaw import Jigsaw
@@ -15,6 +16,7 @@ from selfsup.methods.relative_location import RelativeLocation
 from selfsup.methods.rotation import Rotation
 from selfsup.methods.simclr import SimCLR
 from selfsup.methods.simsiam import SimSiam
+from selfsup.methods.swav import SwAV
 from selfsup.methods.vicreg import VICReg
 from selfsup.registry import Registry
 
@@ -35,6 +37,8 @@ METHODS.register("byol", BYOL)
 METHODS.register("simsiam", SimSiam)
 METHODS.register("barlow_twins", BarlowTwins)
 METHODS.register("vicreg", VICReg)
+METHODS.register("swav", SwAV)
+METHODS.register("dino", DINO)
 
 
 def build_method(name: str, **kwargs) -> Method:

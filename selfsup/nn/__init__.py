@@ -1,10 +1,11 @@
-"""Building blocks shared by several methods: heads, gathers, memory banks, queues, shuffled BN, EMA copies."""
+"""Building blocks shared by several methods: heads, gathers, memory banks, queues, shuffled BN, EMA copies, Sinkhorn."""
+from selfsup.nn.batchnorm import running_stats_frozen
 from selfsup.nn.distributed import gather, gather_with_grad, world_size
 from selfsup.nn.ema import momentum_copy
 from selfsup.nn.heads import mlp
 from selfsup.nn.memory_bank import MemoryBank
 from selfsup.nn.queue import FeatureQueue
 from selfsup.nn.shuffle_bn import grouped_forward, shuffled_forward
+from selfsup.nn.sinkhorn import sinkhorn_knopp
 
-__all__ = ["FeatureQueue", "MemoryBank", "gather", "gather_with_grad", "grouped_forward", "mlp", "momentum_copy",
-           "shuffled_forward", "world_size"]
+__all__ = ["FeatureQueue", "MemoryBank", "gather", "gather_with_grad", "grouped_forward", "mlp", "momentum_copy", "running_stats_frozen", "shuffled_forward", "sinkhorn_knopp", "world_size"]
