@@ -139,3 +139,14 @@ def test_losses_stay_float32_under_bf16_autocast():
         bf16_matmul = (z1 - z1.mean(0)).T @ (z2 - z2.mean(0))  # what autocast does to a plain matmul
     assert under_autocast.dtype == torch.float32 and bf16_matmul.dtype == torch.bfloat16
     assert torch.allclose(under_autocast, exact, atol=1e-6)
+
+
+def test_nt_xent_is_computed_in_float32_under_bf16_autocast():
+    from selfsup.losses import nt_xent
+
+    g = torch.Generator().manual_seed(0)
+    z1, z2 = torch.randn(64, 32, generator=g), torch.randn(64, 32, generator=g)
+    exact = nt_xent(z1, z2, temperature=0.1)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        under_autocast = nt_xent(z1, z2, temperature=0.1)
+    assert torch.allclose(under_autocast, exact, atol=1e-6)

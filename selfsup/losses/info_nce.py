@@ -9,6 +9,7 @@ from selfsup.nn.distributed import gather  # no-grad gather for keys
 from selfsup.losses.precision import float32_loss
 
 
+@float32_loss
 def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.5) -> torch.Tensor:
     """Normalized-temperature cross-entropy over 2N views (SimCLR, arXiv:2002.05709, Eq. 1).
 
