@@ -14,9 +14,13 @@ from selfsup.train.loop import train
 # options: "min_pretext_acc": the mean pretext_acc logged over the last 50 steps must exceed it;
 #   "tiles": kNN on the mean of the 3x3 tiles' representations (TileMeanBackbone with these kwargs), the
 #   representation "Revisiting" evaluates patch-based tasks on, for trained and random init alike.
+# One thread: the margins were measured single-threaded, and short runs are sensitive to the summation
+# order that the thread count changes (MoCo v3 measured +1.60 with one thread, +0.15 with two).
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 CASES = {
     "rotation": (["train.steps=150", "train.batch_size=64", "train.lr=0.1"], 2.0),
-    "simclr": (["train.steps=150", "train.batch_size=128", "train.lr=0.5"], 1.0),
+    "simclr": (["train.steps=150", "train.batch_size=128", "train.lr=0.3"], 2.0),  # measured 73.50 vs 69.75
     "jigsaw": (["train.steps=150", "train.batch_size=64", "train.lr=0.03"], 4.0,
                {"min_pretext_acc": 0.3, "tiles": {"image_size": None, "gap": 1, "jitter": 1}}),
     "relative_location": (["train.steps=150", "train.batch_size=128", "train.lr=0.03"], 4.0,
