@@ -137,17 +137,20 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     return key.strip().split("."), _yaml(raw) if raw.strip() else None
 
 
-def resolve_config_path(name_or_path: str) -> Path:
-    """A YAML path, or the name of a bundled config (``simclr`` -> selfsup/configs/simclr.yaml)."""
+def resolve_config_path(name_or_path: str | Path, folder: Path = CONFIG_DIR, what: str = "config") -> Path:
+    """A YAML path, or the name of a bundled file in ``folder`` (``simclr`` -> selfsup/configs/simclr.yaml).
+
+    ``what`` names the kind of file in errors ("config", "grid").
+    """
     path = Path(name_or_path)
     if path.suffix in (".yaml", ".yml"):
         if not path.exists():
-            raise ConfigError(f"config file {str(path)!r} does not exist")
+            raise ConfigError(f"{what} file {str(path)!r} does not exist")
         return path
-    bundled = CONFIG_DIR / f"{name_or_path}.yaml"
+    bundled = folder / f"{name_or_path}.yaml"
     if not bundled.exists():
-        names = sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
-        raise ConfigError(f"no config file {name_or_path!r} and no bundled config of that name; bundled: {', '.join(names)}")
+        names = sorted(p.stem for p in folder.glob("*.yaml"))
+        raise ConfigError(f"no {what} file {str(name_or_path)!r} and no bundled {what} of that name; bundled: {', '.join(names)}")
     return bundled
 
 

@@ -46,7 +46,7 @@ from typing import Any
 
 import yaml
 
-from selfsup.config import CONFIG_DIR, RunConfig, load_config
+from selfsup.config import CONFIG_DIR, RunConfig, load_config, resolve_config_path
 from selfsup.eval.run import PROTOCOLS
 from selfsup.registry import ConfigError
 
@@ -99,20 +99,6 @@ class Grid:
     device: str = "auto"
     source: str = ""
     configs: dict[str, RunConfig] = field(default_factory=dict, repr=False)  # cell name -> validated config
-
-
-def resolve_grid_path(name_or_path: str | Path) -> Path:
-    """A grid YAML path, or the name of a bundled grid (``fmnist_small`` -> selfsup/configs/grids/fmnist_small.yaml)."""
-    path = Path(name_or_path)
-    if path.suffix in (".yaml", ".yml"):
-        if not path.exists():
-            raise ConfigError(f"grid file {str(path)!r} does not exist")
-        return path
-    bundled = GRID_DIR / f"{name_or_path}.yaml"
-    if not bundled.exists():
-        names = sorted(p.stem for p in GRID_DIR.glob("*.yaml"))
-        raise ConfigError(f"no grid file {str(name_or_path)!r} and no bundled grid of that name; bundled: {', '.join(names)}")
-    return bundled
 
 
 def _check_keys(section: dict, where: str, kind: str) -> None:
@@ -231,7 +217,7 @@ def parse_grid(data: dict, source: str = "", out_dir: str | Path | None = None) 
 
 
 def load_grid(name_or_path: str | Path, out_dir: str | Path | None = None) -> Grid:
-    path = resolve_grid_path(name_or_path)
+    path = resolve_config_path(name_or_path, GRID_DIR, "grid")
     data = yaml.safe_load(path.read_text()) or {}
     return parse_grid(data, source=str(path), out_dir=out_dir)
 
