@@ -11,7 +11,7 @@ from selfsup.cli import main
 from selfsup.data import load_dataset
 from selfsup.eval.invariance import invariance, shuffle_tiles
 from selfsup.eval.layers import layer_probes, pooled_features
-from selfsup.eval.supervised import balanced_subset, finetune, holdout_split, lr_at, sgd_probe
+from selfsup.eval.supervised import balanced_subset, finetune, holdout_split, lr_schedule, sgd_probe
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -62,11 +62,12 @@ def test_holdout_split_is_a_partition():
 
 
 def test_schedules():
-    assert lr_at(0, 100, 0.1, "cosine") == pytest.approx(0.1)
-    assert lr_at(50, 100, 0.1, "cosine") == pytest.approx(0.05)
-    assert [lr_at(s, 100, 1.0, "step") for s in (0, 59, 60, 80)] == pytest.approx([1.0, 1.0, 0.1, 0.01])
+    cosine = lr_schedule(0.1, 100, "cosine")
+    assert cosine[0] == pytest.approx(0.1)
+    assert cosine[50] == pytest.approx(0.05)
+    assert [lr_schedule(1.0, 100, "step")[s] for s in (0, 59, 60, 80)] == pytest.approx([1.0, 1.0, 0.1, 0.01])
     with pytest.raises(ValueError, match="schedule"):
-        lr_at(0, 10, 0.1, "linear")
+        lr_schedule(0.1, 10, "linear")
 
 
 def test_sgd_probe_learns_pixels_and_picks_its_lr_on_held_out_data(fmnist):

@@ -158,8 +158,12 @@ def fit_linear_probe(
 
 def evaluate(probe: ProbeResult, test_x: ArrayLike, test_y: ArrayLike) -> dict[str, float]:
     """Top-1 and top-5 accuracy in percent (top-5 becomes top-C when there are fewer classes)."""
-    logits = probe.logits(test_x)  # (N, C)
-    y = as_labels(test_y, logits.shape[0], "test_y").to(logits.device)
+    return topk_accuracy(probe.logits(test_x), test_y)
+
+
+def topk_accuracy(logits: torch.Tensor, labels: ArrayLike) -> dict[str, float]:
+    """Top-1 and top-5 accuracy in percent of class scores (N, C); top-5 becomes top-C when C < 5."""
+    y = as_labels(labels, logits.shape[0], "test_y").to(logits.device)
     if len(y) and int(y.max()) >= logits.shape[1]:
         raise ValueError(f"test_y holds class {int(y.max())} but the probe has {logits.shape[1]} classes")
     top5 = logits.topk(min(5, logits.shape[1]), dim=1).indices  # (N, 5)

@@ -10,7 +10,6 @@ of the training split (the probe's learning rate), never on the test split.
 from __future__ import annotations
 
 import copy
-import math
 from dataclasses import dataclass
 from typing import Iterator, Literal
 
@@ -23,6 +22,8 @@ from tqdm.auto import tqdm
 from selfsup.augment import ViewAugment, to_input
 from selfsup.backbones.base import Backbone
 from selfsup.data import ImageDataset
+from selfsup.eval.linear import topk_accuracy
+from selfsup.train.schedules import warmup_cosine
 
 
 def balanced_subset(labels: np.ndarray, fraction: float, seed: int = 0) -> np.ndarray:
@@ -68,12 +69,14 @@ def labelled_batches(dataset: ImageDataset, batch_size: int, steps: int, seed: i
         yield images, torch.from_numpy(np.asarray(dataset.labels)[idx]).long().to(device)
 
 
-def lr_at(step: int, steps: int, lr: float, schedule: Literal["cosine", "step"]) -> float:
-    """Cosine to zero, or step decay by 10x at 60% and 80% of training ("Revisiting")."""
+def lr_schedule(lr: float, steps: int, schedule: Literal["cosine", "step"]) -> np.ndarray:
+    """Per-step learning rates: cosine to zero (the training loop's, without warm-up), or step decay
+    by 10x at 60% and 80% of training ("Revisiting")."""
     if schedule == "cosine":
-        return 0.5 * lr * (1 + math.cos(math.pi * step / steps))
+        return warmup_cosine(lr, steps)
     if schedule == "step":
-        return lr * 0.1 ** sum(step >= f * steps for f in (0.6, 0.8))
+        t = np.arange(steps)
+        return lr * 0.1 ** ((t >= 0.6 * steps).astype(int) + (t >= 0.8 * steps))
     raise ValueError(f"schedule must be 'cosine' or 'step', got {schedule!r}")
 
 
@@ -95,13 +98,6 @@ def predict(model: nn.Module, dataset: ImageDataset, size: int, device: torch.de
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
             out.append(model(x).float().cpu())
     return torch.cat(out)
-
-
-def topk(logits: torch.Tensor, labels: np.ndarray) -> dict[str, float]:
-    y = torch.as_tensor(np.asarray(labels)).long()
-    k = min(5, logits.shape[1])
-    hits = logits.topk(k, dim=1).indices == y[:, None]
-    return {"top1": 100.0 * hits[:, 0].float().mean().item(), "top5": 100.0 * hits.any(1).float().mean().item()}
 
 
 class _FrozenProbes(nn.Module):
@@ -153,11 +149,12 @@ def sgd_probe(backbone: Backbone, train: ImageDataset, test: ImageDataset, size:
     opt = torch.optim.SGD([{"params": h.parameters(), "lr": lr, "base_lr": lr} for h, lr in zip(probes.heads, lrs)],
                           momentum=momentum, weight_decay=weight_decay)
     aug = train_augment(train, size)
+    factors = lr_schedule(1.0, steps, schedule)  # each head's lr times this
     probes.train()
     for step, (images, labels) in enumerate(tqdm(labelled_batches(fit, batch_size, steps, seed, device), total=steps,
                                                  desc="sgd probe", disable=not progress)):
         for group in opt.param_groups:
-            group["lr"] = lr_at(step, steps, group["base_lr"], schedule)
+            group["lr"] = group["base_lr"] * float(factors[step])
         x = aug(images) if augment else to_input(images, train.mean, train.std, size)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
             logits = probes(x.contiguous(memory_format=torch.channels_last), all_heads=True)
@@ -168,10 +165,10 @@ def sgd_probe(backbone: Backbone, train: ImageDataset, test: ImageDataset, size:
     val_top1 = {}
     for i, lr in enumerate(lrs):
         probes.use = i
-        val_top1[lr] = topk(predict(probes, val, size, device, precision), val.labels)["top1"]
+        val_top1[lr] = topk_accuracy(predict(probes, val, size, device, precision), val.labels)["top1"]
     best = max(lrs, key=lambda lr: (val_top1[lr], -lr))
     probes.use = lrs.index(best)
-    scores = topk(predict(probes, test, size, device, precision), test.labels)
+    scores = topk_accuracy(predict(probes, test, size, device, precision), test.labels)
     return SGDProbeResult(lr=best, val_top1=val_top1, **scores)
 
 
@@ -199,15 +196,16 @@ def finetune(backbone: Backbone, train: ImageDataset, test: ImageDataset, size: 
     model = _Classifier(copy.deepcopy(backbone), train.num_classes).to(device).to(memory_format=torch.channels_last)
     opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
     aug = train_augment(train, size)
+    lrs = lr_schedule(lr, steps, "cosine")
     model.train()
     for step, (images, labels) in enumerate(tqdm(labelled_batches(train, batch_size, steps, seed, device), total=steps,
                                                  desc="fine-tune", disable=not progress)):
         for group in opt.param_groups:
-            group["lr"] = lr_at(step, steps, lr, "cosine")
+            group["lr"] = float(lrs[step])
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
             logits = model(aug(images).contiguous(memory_format=torch.channels_last))
         loss = F.cross_entropy(logits.float(), labels)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-    return topk(predict(model, test, size, device, precision), test.labels)
+    return topk_accuracy(predict(model, test, size, device, precision), test.labels)
