@@ -33,8 +33,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default="runs", help="folder for the demo's run")
 
     p = sub.add_parser("speed", help="images/s, memory and FLOP/s of a config's training step next to its bare backbone")
-    p.add_argument("config", help="a YAML file or the name of a bundled config")
-    p.add_argument("overrides", nargs="*", help="key=value overrides, e.g. train.batch_size=128 backbone.width=0.5")
+    p.add_argument("configs", nargs="+", metavar="CONFIG [key=value]",
+                   help="one or more YAML files or bundled config names, then key=value overrides applied to each, "
+                        "e.g. simclr moco backbone.width=1 train.batch_size=256")
     p.add_argument("--steps", type=int, default=10, help="timed steps (after warm-up)")
     p.add_argument("--warmup", type=int, default=2, help="untimed steps first (more with --compile)")
     p.add_argument("--precision", choices=["auto", "fp32", "bf16"], help="default: the config's train.precision")
@@ -110,16 +111,19 @@ def _run(args: argparse.Namespace, rest: list[str]) -> int:
         from selfsup.config import load_config
         from selfsup.train.bench import format_markdown, format_report, measure_speed
 
-        result = measure_speed(load_config(args.config, args.overrides), steps=args.steps, warmup=args.warmup,
-                               precision=args.precision, compile=args.compile, channels_last=args.channels_last)
-        print(format_report(result))
+        overrides = [a for a in args.configs if "=" in a]
+        results = []
+        for name in (a for a in args.configs if "=" not in a):
+            results.append(measure_speed(load_config(name, overrides), steps=args.steps, warmup=args.warmup,
+                                         precision=args.precision, compile=args.compile, channels_last=args.channels_last))
+            print(format_report(results[-1]) + "\n", flush=True)
         if args.markdown:
-            print("\n" + format_markdown([result]))
+            print(format_markdown(results))
         if args.json:
             import json
             from pathlib import Path
 
-            Path(args.json).write_text(json.dumps(result, indent=1))
+            Path(args.json).write_text(json.dumps(results if len(results) > 1 else results[0], indent=1))
     elif args.command == "bench":
         from selfsup.grid import load_grid, run_grid
 

@@ -82,12 +82,14 @@ def test_compile_failure_is_reported_and_measured_without(monkeypatch, capsys):
 
 def test_speed_command_prints_markdown_and_writes_json(tmp_path, capsys):
     path = tmp_path / "speed.json"
-    assert main(["speed", "rotation", *TINY, "--steps", "1", "--warmup", "1", "--precision", "bf16",
+    assert main(["speed", "rotation", "simclr", *TINY, "--steps", "1", "--warmup", "1", "--precision", "bf16",
                  "--no-channels-last", "--markdown", "--json", str(path)]) == 0
     out = capsys.readouterr().out
-    r = json.loads(path.read_text())
-    assert r["precision"] == "bf16" and r["channels_last"] is False and r["backbone_inputs_per_step"] == 16
-    assert "| rotation | resnet18_v1 x0.125 |" in out and "bare / full time" in out
+    rotation, simclr = json.loads(path.read_text())  # one measurement per config, overrides applied to both
+    assert rotation["precision"] == simclr["precision"] == "bf16" and rotation["channels_last"] is False
+    assert (rotation["backbone_inputs_per_step"], simclr["backbone_inputs_per_step"]) == (16, 8)
+    assert "| rotation | resnet18_v1 x0.125 |" in out and "| simclr | resnet18_v1 x0.125 |" in out
+    assert out.count("bare / full time") == 2
 
 
 def test_speed_rejects_zero_steps():
