@@ -11,7 +11,15 @@ Sinkhorn, a memory bank) is one more decorated function.
 BatchNorm computes batch statistics per process, so a method with BN in
 training mode does NOT match one process on the global batch (that is what
 train.sync_bn is for, on CUDA). The checks here test losses on given
-embeddings, and the full SimCLR step with BN in eval mode (per-image) and fixed views.
+embeddings, and full steps through DDP (SimCLR, SwAV, NPID) with BN in eval
+mode (per-image) and fixed views. MoCo is the exception that matches with BN in
+training mode: one process with ``shuffle_bn_groups=W`` forms the same BN
+batches as W ranks (queries: contiguous slices; keys: slices of the same
+seeded permutation).
+
+Random draws inside a step (MoCo's key permutation, the memory bank's
+negatives) are pinned so that ranks and the one process draw the same numbers;
+see each check's docstring for what that assumes.
 """
 from __future__ import annotations
 
