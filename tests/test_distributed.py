@@ -11,7 +11,15 @@ Sinkhorn, a memory bank) is one more decorated function.
 BatchNorm computes batch statistics per process, so a method with BN in
 training mode does NOT match one process on the global batch (that is what
 train.sync_bn is for, on CUDA). The checks here test losses on given
-embeddings, and the full SimCLR step with BN in eval mode (per-image) and fixed views.
+embeddings, and full steps through DDP (SimCLR, SwAV, NPID) with BN in eval
+mode (per-image) and fixed views. MoCo is the exception that matches with BN in
+training mode: one process with ``shuffle_bn_groups=W`` forms the same BN
+batches as W ranks (queries: contiguous slices; keys: slices of the same
+seeded permutation).
+
+Random draws inside a step (MoCo's key permutation, the memory bank's
+negatives) are pinned so that ranks and the one process draw the same numbers;
+see each check's docstring for what that assumes.
 """
 from __future__ import annotations
 
@@ -147,6 +155,14 @@ class FixedViews:
         x = images.float().div(255).sub(0.5).div(0.5)  # (B, 3, H, W)
         return [x, x.flip(3)][:n]
 
+    def view(self, i: int) -> Callable[[torch.Tensor], torch.Tensor]:
+        """View ``i`` alone, for methods that call ``augment(images)``."""
+        return lambda images: self.views(images, i + 1)[i]
+
+    def views_of(self, n: int) -> Callable[[torch.Tensor], list[torch.Tensor]]:
+        """The first ``n`` views, for a method's ``multicrop(images)``."""
+        return lambda images: self.views(images, n)
+
 
 @two_rank_check
 def simclr_step_through_ddp() -> dict[str, torch.Tensor]:
@@ -169,6 +185,204 @@ def simclr_step_through_ddp() -> dict[str, torch.Tensor]:
     grads = {f"grad_{n}": p.grad.clone() for n, p in method.named_parameters()
              if n.startswith(("projector", "backbone.stages.stem"))}
     return {"loss": mean_over_ranks(out.loss), "embedding": cat_over_ranks(out.embedding), **grads}
+
+
+def _tiny_backbone():
+    from selfsup.backbones import build_backbone
+
+    return build_backbone("resnet18_v1", width=0.125, stem="small")
+
+
+def _global_images(seed: int) -> torch.Tensor:
+    return torch.randint(0, 256, (GLOBAL_BATCH, 3, 16, 16), dtype=torch.uint8, generator=torch.Generator().manual_seed(seed))
+
+
+def _ddp_grads(method: torch.nn.Module, prefixes: tuple[str, ...]) -> dict[str, torch.Tensor]:
+    return {f"grad_{n}": p.grad.clone() for n, p in method.named_parameters() if n.startswith(prefixes)}
+
+
+@two_rank_check
+def shuffled_bn_keys_come_back_to_their_rows() -> dict[str, torch.Tensor]:
+    """MoCo's shuffling BN with BN in training mode: ranks and one process form the same BN batches.
+
+    Across ranks, the keys of all ranks are gathered, permuted by rank 0's
+    ``torch.randperm`` (broadcast), each rank encodes its slice as one BN batch,
+    and the keys are gathered back and un-shuffled. One process with
+    ``groups=W`` draws the same ``randperm`` (same seed) and encodes the same
+    slices as its groups, so every image's key, normalised with the statistics
+    of the same other images, must come back to its own row on every rank. The
+    queries' ``grouped_forward`` is each rank's own rows, i.e. contiguous groups.
+    (The test below checks that the shuffle changes the keys, so this is not
+    vacuous, and that the rows are where a hand-made shuffle puts them.)
+    """
+    from selfsup.nn import grouped_forward, shuffled_forward
+
+    encoder = _bn_encoder()
+    x = torch.randn(GLOBAL_BATCH, 3, generator=torch.Generator().manual_seed(5))  # (8, 3)
+    torch.manual_seed(6)  # the permutation: rank 0's is broadcast; one process draws the same
+    keys = shuffled_forward(encoder, local_rows(x), groups=WORLD)  # (8/W, 4)
+    queries = grouped_forward(encoder, local_rows(x), groups=WORLD)
+    return {"keys": cat_over_ranks(keys), "queries": cat_over_ranks(queries)}
+
+
+def _bn_encoder() -> torch.nn.Module:
+    torch.manual_seed(7)
+    return torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4)).train()
+
+
+@two_rank_check
+def moco_step_with_queue_and_shuffled_bn() -> dict[str, torch.Tensor]:
+    """MoCo v2's step through DDP with BN in TRAINING mode, shuffled across ranks.
+
+    One process emulates the W devices with ``shuffle_bn_groups=W`` (queries in W
+    contiguous BN batches, keys in W shuffled ones, the permutation drawn from
+    the same seed), so the loss averaged over ranks and the DDP-averaged
+    gradients equal it. Every rank enqueues the keys of ALL ranks in global
+    order, so after the step each rank's queue (and pointer) is the one process's.
+    """
+    from selfsup.augment import ViewAugment
+    from selfsup.methods import build_method
+    from selfsup.train import distributed
+
+    torch.manual_seed(8)
+    method = build_method("moco", backbone=_tiny_backbone(), augment=ViewAugment(size=16), temperature=0.2,
+                          momentum=0.99, queue_size=2 * GLOBAL_BATCH, proj_hidden_dim=32, proj_dim=16,
+                          shuffle_bn_groups=WORLD)  # ignored on W ranks, which shuffle across ranks
+    method.augment = FixedViews()
+    method = method.to(memory_format=torch.channels_last).train()
+    model = distributed.wrap(method, torch.device("cpu"))
+    images = _global_images(9)
+    torch.manual_seed(10)  # the key shuffle's permutation
+    out = model(Batch(local_rows(images), local_rows(torch.arange(GLOBAL_BATCH))), 0)
+    out.loss.backward()
+    return {"loss": mean_over_ranks(out.loss), "embedding": cat_over_ranks(out.embedding),
+            "queue": method.queue.features.clone(), "queue_ptr": method.queue.ptr.clone(),
+            **_ddp_grads(method, ("projector", "backbone.stages.stem"))}
+
+
+@two_rank_check
+def sinkhorn_codes_over_the_global_batch() -> dict[str, torch.Tensor]:
+    """SwAV's equipartition holds over the batch of all ranks: 2 ranks x 4 rows give the rows of 1 x 8."""
+    from selfsup.nn import sinkhorn_knopp
+
+    scores = _sinkhorn_scores()
+    return {"codes": cat_over_ranks(sinkhorn_knopp(local_rows(scores), epsilon=0.05, iterations=3))}
+
+
+def _sinkhorn_scores() -> torch.Tensor:
+    z = torch.nn.functional.normalize(torch.randn(GLOBAL_BATCH, 4, generator=torch.Generator().manual_seed(11)), dim=1)
+    c = torch.nn.functional.normalize(torch.randn(5, 4, generator=torch.Generator().manual_seed(12)), dim=1)
+    return z @ c.T  # (8, 5) cosine similarities to 5 prototypes
+
+
+@two_rank_check
+def swav_steps_with_queue_through_ddp() -> dict[str, torch.Tensor]:
+    """SwAV's swapped prediction through DDP, two steps: the first fills the queue, the second uses it.
+
+    The codes come from Sinkhorn over all ranks' rows (plus the queue); the loss
+    averaged over ranks and the prototypes' and projector's DDP-averaged
+    gradients equal one process's. The queue holds the embeddings of all ranks
+    (``queue_length`` counts them all, as one process's), identical on every rank.
+    """
+    from selfsup.augment import ViewAugment
+    from selfsup.methods import build_method
+    from selfsup.train import distributed
+
+    torch.manual_seed(13)
+    method = build_method("swav", backbone=_tiny_backbone(), augment=ViewAugment(size=16), n_prototypes=6,
+                          proj_hidden_dim=32, proj_dim=8, n_small_crops=0, queue_length=GLOBAL_BATCH,
+                          freeze_prototypes_steps=0)
+    method.multicrop = FixedViews().views_of(2)  # the two large crops: the image and its mirror
+    method = method.to(memory_format=torch.channels_last).eval()  # BN per image
+    model = distributed.wrap(method, torch.device("cpu"))
+    index = local_rows(torch.arange(GLOBAL_BATCH))
+    with torch.no_grad():
+        first = model(Batch(local_rows(_global_images(14)), index), 0)  # fills the queue (all 8 images)
+    out = model(Batch(local_rows(_global_images(15)), index), 1)  # codes over 8 queued + 8 new rows
+    out.loss.backward()
+    return {"loss_first": mean_over_ranks(first.loss), "loss": mean_over_ranks(out.loss),
+            "queue": method.queue.clone(), **_ddp_grads(method, ("prototypes", "projector"))}
+
+
+@two_rank_check
+def npid_step_and_memory_bank_update_through_ddp() -> dict[str, torch.Tensor]:
+    """NPID's NCE step through DDP: the loss, the head's gradients, log Z and the bank after the update.
+
+    Negatives: ``MemoryBank.sample`` draws from each process's own generator,
+    which the loop seeds per rank, so ranks draw independent uniform rows: the
+    same distribution as one process's draw, but not the same numbers. The check
+    pins the draw: every rank takes its rows of one seeded global draw. NCE's
+    log Z is estimated on the first batch: the global batch, so every rank
+    holds the one process's value. The bank update writes every rank's rows.
+    """
+    from selfsup.augment import ViewAugment
+    from selfsup.methods import build_method
+    from selfsup.train import distributed
+
+    n_bank, n_neg = 2 * GLOBAL_BATCH, 5
+    torch.manual_seed(16)
+    method = build_method("npid", backbone=_tiny_backbone(), augment=ViewAugment(size=16), num_samples=n_bank,
+                          embedding_dim=8, num_negatives=n_neg, loss="nce")
+    method.augment = FixedViews().view(0)
+    negatives = torch.randint(n_bank, (GLOBAL_BATCH, n_neg), generator=torch.Generator().manual_seed(17))
+    method.memory.sample = lambda b, n: local_rows(negatives)  # (8/W, 5) this rank's rows of the global draw
+    method = method.to(memory_format=torch.channels_last).eval()
+    model = distributed.wrap(method, torch.device("cpu"))
+    index = torch.randperm(n_bank, generator=torch.Generator().manual_seed(18))[:GLOBAL_BATCH]  # distinct rows
+    out = model(Batch(local_rows(_global_images(19)), local_rows(index)), 0)
+    out.loss.backward()
+    return {"loss": mean_over_ranks(out.loss), "log_z": method.log_z.clone(), "bank": method.memory.bank.clone(),
+            **_ddp_grads(method, ("head", "backbone.stages.stem"))}
+
+
+@two_rank_check
+def pirl_infonce_and_memory_bank_update() -> dict[str, torch.Tensor]:
+    """PIRL's loss (Eq. 5) in its InfoNCE form, through PIRL's own ``nce`` and ``pirl_loss``, on given features.
+
+    Both terms use one draw of bank negatives (pinned, as in the NPID check);
+    the heads f and g get the DDP-averaged gradients; the bank tracks f of every rank's images.
+    """
+    from selfsup.augment import ViewAugment
+    from selfsup.methods import build_method
+    from selfsup.methods.pirl import pirl_loss
+
+    n_bank, n_neg = 2 * GLOBAL_BATCH, 6
+    torch.manual_seed(20)
+    method = build_method("pirl", backbone=_tiny_backbone(), augment=ViewAugment(size=16), num_samples=n_bank,
+                          transform="rotation", embedding_dim=8, num_negatives=n_neg, loss="infonce")
+    g = torch.Generator().manual_seed(21)
+    h, h_t = torch.randn(2, GLOBAL_BATCH, method.backbone.out_dim, generator=g)  # features of I and I^t
+    index = torch.randperm(n_bank, generator=g)[:GLOBAL_BATCH]
+    negatives = torch.randint(n_bank, (GLOBAL_BATCH, n_neg), generator=g)
+    f = torch.nn.functional.normalize(method.f(local_rows(h)), dim=1)  # (8/W, 8)
+    gt = torch.nn.functional.normalize(method.g_rotation(local_rows(h_t)), dim=1)
+    idx, neg = local_rows(index), local_rows(negatives)
+    loss = pirl_loss(method.nce(gt, idx, neg), method.nce(f, idx, neg), method.loss_weight)
+    method.memory.update(idx, f)
+    loss.backward()
+    grads = {f"grad_{n}": mean_over_ranks(p.grad) for n, p in method.named_parameters() if n.startswith(("f.", "g_"))}
+    return {"loss": mean_over_ranks(loss), "bank": method.memory.bank.clone(), **grads}
+
+
+@two_rank_check
+def dino_loss_and_center_update() -> dict[str, torch.Tensor]:
+    """DINO's loss on given logits (student gradients averaged as DDP) and the centre, a mean over ALL ranks' teacher outputs."""
+    from selfsup.losses import dino_loss, update_center
+
+    g = torch.Generator().manual_seed(22)
+    teacher = torch.randn(2, GLOBAL_BATCH, 6, generator=g)  # 2 global views' logits, (8, 6) each
+    h = torch.randn(3, GLOBAL_BATCH, 5, generator=g)  # 3 views' student features
+    head = torch.nn.Linear(5, 6)
+    with torch.no_grad():
+        head.weight.copy_(torch.randn(6, 5, generator=g))
+        head.bias.copy_(torch.randn(6, generator=g))
+    center = torch.randn(6, generator=g)
+    student = [head(local_rows(v)) for v in h]
+    loss = dino_loss(student, [local_rows(t) for t in teacher], center, 0.1, 0.04)
+    loss.backward()
+    update_center(center, [local_rows(t) for t in teacher], momentum=0.9)
+    grads = {f"grad_{n}": mean_over_ranks(p.grad) for n, p in head.named_parameters()}
+    return {"loss": mean_over_ranks(loss), "center": center, **grads}
 
 
 # --- the tests ------------------------------------------------------------------------------------------------------
@@ -207,6 +421,31 @@ def test_a_gather_whose_backward_averages_would_be_caught(two_rank_results):
     reference = CHECKS["gather_with_grad_backward"]()
     got = two_rank_results[0]["gather_with_grad_backward"]["grad"]
     assert not torch.allclose(got / WORLD, reference["grad"], atol=1e-3)
+
+
+def test_the_shuffled_bn_check_is_not_vacuous():
+    """Its reference puts each key where a hand-made shuffle does, and the shuffle changes the keys."""
+    reference = CHECKS["shuffled_bn_keys_come_back_to_their_rows"]()
+    encoder, x = _bn_encoder(), torch.randn(GLOBAL_BATCH, 3, generator=torch.Generator().manual_seed(5))
+    torch.manual_seed(6)
+    perm = torch.randperm(GLOBAL_BATCH)
+    by_hand = torch.empty(GLOBAL_BATCH, 4)
+    with torch.no_grad():
+        for rows in perm.chunk(WORLD):  # one BN batch per rank's slice of the shuffled batch
+            by_hand[rows] = encoder(x[rows])
+        unshuffled = torch.cat([encoder(c) for c in x.chunk(WORLD)])
+    torch.testing.assert_close(reference["keys"], by_hand)
+    torch.testing.assert_close(reference["queries"], unshuffled)
+    assert not torch.allclose(reference["keys"], unshuffled, atol=1e-3)
+
+
+def test_sinkhorn_on_one_rank_alone_would_be_caught():
+    """Without the all-reduce, each half's codes would be equipartitioned on their own: not the global rows."""
+    from selfsup.nn import sinkhorn_knopp
+
+    reference = CHECKS["sinkhorn_codes_over_the_global_batch"]()["codes"]
+    half = sinkhorn_knopp(_sinkhorn_scores()[: GLOBAL_BATCH // WORLD], epsilon=0.05, iterations=3)
+    assert not torch.allclose(half, reference[: GLOBAL_BATCH // WORLD], atol=1e-3)
 
 
 def test_ranks_take_disjoint_equal_shards_of_the_same_seeded_permutation():

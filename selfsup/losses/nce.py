@@ -27,6 +27,8 @@ import math
 import torch
 import torch.nn.functional as F
 
+from selfsup.nn.distributed import gather
+
 
 def _check(pos: torch.Tensor, neg: torch.Tensor) -> None:
     if pos.ndim != 1 or neg.ndim != 2 or neg.shape[0] != pos.shape[0]:
@@ -34,10 +36,16 @@ def _check(pos: torch.Tensor, neg: torch.Tensor) -> None:
 
 
 def estimate_log_z(pos: torch.Tensor, neg: torch.Tensor, num_samples: int, temperature: float = 0.07) -> torch.Tensor:
-    """log Z with Z = n * mean(exp(s / tau)) over every score of the batch, positives (B,) and negatives (B, N)."""
+    """log Z with Z = n * mean(exp(s / tau)) over every score of the batch, positives (B,) and negatives (B, N).
+
+    In a distributed run the mean is over the batch of all ranks, so every rank
+    holds the same Z (the one process's on the global batch).
+    """
     _check(pos, neg)
     scores = torch.cat([pos[:, None], neg], dim=1).detach().float() / temperature  # (B, 1+N)
-    return math.log(num_samples) + torch.logsumexp(scores.flatten(), 0) - math.log(scores.numel())
+    stats = torch.stack([torch.logsumexp(scores.flatten(), 0), scores.new_tensor(float(scores.numel()))])  # (2,)
+    stats = gather(stats[None])  # (W, 2): each rank's log-sum-exp and count
+    return math.log(num_samples) + torch.logsumexp(stats[:, 0], 0) - math.log(int(stats[:, 1].sum()))
 
 
 def nce_loss(

@@ -28,7 +28,8 @@ from selfsup.backbones.base import Backbone
 from selfsup.data.batch import Batch
 from selfsup.losses import swapped_prediction
 from selfsup.methods.base import Method, StepOutput
-from selfsup.nn import mlp, running_stats_frozen, sinkhorn_knopp
+from selfsup.nn import gather, mlp, running_stats_frozen, sinkhorn_knopp
+from selfsup.nn.distributed import rank, world_size
 
 _N_LARGE = 2  # "two standard resolution crops"
 
@@ -63,6 +64,8 @@ class SwAV(Method):
             queue_length: past embeddings per large crop used with the batch to compute
                 codes; 0 disables it. "we store features from the previous batches ...
                 when the batch is small" (Sec. 4.3 / appendix: 3840 at batch 256).
+                It counts the embeddings of all ranks: every rank stores all of them
+                and gives Sinkhorn its 1/world_size share, so W ranks match one process.
             queue_start_step: the step the queue starts filling (the paper starts it
                 after 15 epochs); it is used once full.
             freeze_prototypes_steps: prototypes get no gradient for these first steps
@@ -86,7 +89,8 @@ class SwAV(Method):
         self.queue_start_step, self.freeze_prototypes_steps = queue_start_step, freeze_prototypes_steps
         self.projector = mlp(backbone.out_dim, proj_hidden_dim, proj_dim)
         self.prototypes = nn.Linear(proj_dim, n_prototypes, bias=False)  # rows c_k, kept unit-norm
-        # Past embeddings of the large crops, newest first; queue_filled counts the valid rows.
+        # Past embeddings of the large crops of all ranks, newest first, the same on every rank (DDP
+        # broadcasts rank 0's buffers at each forward); queue_filled counts the valid rows.
         self.register_buffer("queue", torch.zeros(_N_LARGE, queue_length, proj_dim))
         self.register_buffer("queue_filled", torch.zeros((), dtype=torch.long))
         self.normalize_prototypes()
@@ -122,18 +126,25 @@ class SwAV(Method):
 
     @torch.no_grad()
     def _codes(self, scores: torch.Tensor, crop: int, prototypes: torch.Tensor) -> torch.Tensor:
-        """Sinkhorn codes (B, K) of one large crop, with the queue's embeddings once it is full."""
+        """Sinkhorn codes (B, K) of one large crop, with the queue's embeddings once it is full.
+
+        Sinkhorn sums over the rows of all ranks, so each rank adds every W-th queued
+        row: each queued embedding is counted once, as in one process.
+        """
         b = scores.shape[0]
         if self.queue.shape[1] and int(self.queue_filled) == self.queue.shape[1]:
-            scores = torch.cat([self.queue[crop] @ prototypes.T, scores])  # (L + B, K)
+            past = self.queue[crop, rank() :: world_size()]  # (L / W, proj_dim) this rank's share
+            scores = torch.cat([past @ prototypes.T, scores])  # (L / W + B, K)
         return sinkhorn_knopp(scores, epsilon=self.epsilon, iterations=self.sinkhorn_iterations)[-b:]
 
     @torch.no_grad()
     def _push(self, z: torch.Tensor) -> None:
-        """Put this batch's large-crop embeddings z (2, B, proj_dim) at the front of the queue."""
+        """Put the large-crop embeddings z (2, B, proj_dim) of every rank (global order) at the front of the queue."""
+        z = gather(z.transpose(0, 1)).transpose(0, 1)  # (2, W*B, proj_dim)
         length, b = self.queue.shape[1], z.shape[1]
-        if b > length:
-            raise ValueError(f"queue_length={length} must be at least the batch size {b}")
+        if b > length or length % world_size():
+            raise ValueError(f"queue_length={length} must be at least the global batch size {b} "
+                             f"and a multiple of the {world_size()} processes")
         self.queue[:, b:] = self.queue[:, : length - b].clone()
         self.queue[:, :b] = z
         self.queue_filled.fill_(min(length, int(self.queue_filled) + b))
