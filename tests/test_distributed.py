@@ -151,6 +151,11 @@ def nt_xent_loss_and_gradients() -> dict[str, torch.Tensor]:
 class FixedViews:
     """Two deterministic views (the image and its mirror), so ranks and one process see the same pixels."""
 
+    mean = std = (0.5, 0.5, 0.5)  # of the normalisation below, for methods that undo it (colorization)
+
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        return self.views(images, 1)[0]
+
     def views(self, images: torch.Tensor, n: int) -> list[torch.Tensor]:
         x = images.float().div(255).sub(0.5).div(0.5)  # (B, 3, H, W)
         return [x, x.flip(3)][:n]
@@ -386,6 +391,34 @@ def dino_loss_and_center_update() -> dict[str, torch.Tensor]:
 
 
 # --- the tests ------------------------------------------------------------------------------------------------------
+
+
+@two_rank_check
+def colorization_step_and_bin_counts() -> dict[str, torch.Tensor]:
+    """Colorization's rebalancing counts the true colours seen so far in a buffer: summed over ranks.
+
+    DDP broadcasts rank 0's buffers at each forward, so counts kept per rank
+    would lose every other rank's pixels. Every pixel is used
+    (``pixels_per_image=None``), so the in-step random pixel order does not matter.
+    """
+    from selfsup.augment import ViewAugment
+    from selfsup.methods import build_method
+    from selfsup.train import distributed
+
+    torch.manual_seed(20)
+    from selfsup.backbones import build_backbone
+
+    backbone = build_backbone("resnet18_v1", width=0.125, stem="small", in_channels=1)
+    method = build_method("colorization", backbone=backbone, augment=ViewAugment(size=16),
+                          pixels_per_image=None, hidden_dim=8)
+    method.augment = FixedViews()
+    method = method.to(memory_format=torch.channels_last).eval()
+    model = distributed.wrap(method, torch.device("cpu"))
+    images = _global_images(21)
+    images[:, 0] = images[:, 0] // 2 + 128  # reddish, so that the images have colour to count
+    out = model(Batch(local_rows(images), local_rows(torch.arange(GLOBAL_BATCH))), 0)
+    out.loss.backward()
+    return {"loss": mean_over_ranks(out.loss), "bin_counts": method.bin_counts.clone(), **_ddp_grads(method, ("head",))}
 
 
 def _run_checks(out_dir: str) -> None:

@@ -4,10 +4,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
 
-from selfsup.nn.distributed import world_size
+from selfsup.nn.distributed import all_reduce
 
 
 def dino_loss(
@@ -49,7 +48,6 @@ def update_center(center: torch.Tensor, teacher: Sequence[torch.Tensor], momentu
     """
     logits = torch.cat([t.detach().float() for t in teacher])  # (G*B, K)
     stats = torch.cat([logits.sum(dim=0), logits.new_tensor([logits.shape[0]])])  # (K + 1,) sum, then count
-    if world_size() > 1:
-        dist.all_reduce(stats)
+    all_reduce(stats)
     batch_mean = stats[:-1] / stats[-1]  # (K,)
     return center.mul_(momentum).add_(batch_mean.view_as(center), alpha=1.0 - momentum)

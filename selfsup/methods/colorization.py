@@ -21,6 +21,7 @@ from selfsup.augment.lab import (ab_gamut_bins, decode_ab, lab_to_uint8, lightne
 from selfsup.backbones.base import Backbone
 from selfsup.data.batch import Batch
 from selfsup.methods.base import Method, StepOutput
+from selfsup.nn.distributed import all_reduce
 
 
 def rebalanced_cross_entropy(logits: torch.Tensor, target: torch.Tensor, pixel_weights: torch.Tensor) -> torch.Tensor:
@@ -112,7 +113,8 @@ class Colorization(Method):
             ab = ab.flatten(2).gather(2, where[:, None].expand(-1, 2, -1))[..., None]  # (B, 2, P, 1)
             target = soft_encode(ab, self.centers, self.neighbours, self.encode_sigma)  # (B, Q, P, 1)
             nearest = target.argmax(dim=1)  # (B, P, 1) the bin of each pixel's true colour
-            self.bin_counts += torch.bincount(nearest.flatten(), minlength=len(self.centers)).double()
+            # summed over ranks: DDP broadcasts rank 0's buffers at each forward, so local counts would be lost
+            self.bin_counts += all_reduce(torch.bincount(nearest.flatten(), minlength=len(self.centers)).double())
             weights = rebalancing_weights(self.bin_counts, self.centers, self.rebalance_sigma, self.rebalance_lambda)
         logits, pre_logits = self.hypercolumns(lightness / 50.0 - 1.0, pixel_grid(where, h, w))  # (B, Q, P, 1)
         loss = rebalanced_cross_entropy(logits, target, weights[nearest])

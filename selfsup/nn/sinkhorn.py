@@ -14,16 +14,8 @@ batch) and the total are all-reduced; column sums stay local.
 from __future__ import annotations
 
 import torch
-import torch.distributed as dist
 
-from selfsup.nn.distributed import world_size
-
-
-def _all_reduce(x: torch.Tensor, op: str = "sum") -> torch.Tensor:
-    """Sum (or max) of ``x`` over ranks, in place; ``x`` itself in a single process."""
-    if world_size() > 1:
-        dist.all_reduce(x, op=dist.ReduceOp.MAX if op == "max" else dist.ReduceOp.SUM)
-    return x
+from selfsup.nn.distributed import all_reduce, world_size
 
 
 @torch.no_grad()
@@ -47,13 +39,13 @@ def sinkhorn_knopp(scores: torch.Tensor, epsilon: float = 0.05, iterations: int 
         raise ValueError(f"iterations must be an int >= 1, got {iterations!r}")
     logits = scores.detach().float() / epsilon  # (B, K)
     # Shift by the GLOBAL max before exp (exp(1/0.01) overflows float32); a common factor cancels below.
-    top = _all_reduce(logits.max().reshape(1), "max")
+    top = all_reduce(logits.max().reshape(1), "max")
     p = torch.exp(logits - top).T  # (K, B)
     k = p.shape[0]
     b = p.shape[1] * world_size()  # columns over all ranks
-    p /= _all_reduce(p.sum())
+    p /= all_reduce(p.sum())
     for _ in range(iterations):
-        p /= _all_reduce(p.sum(dim=1, keepdim=True))  # (K, 1) each prototype's mass over the whole batch ...
+        p /= all_reduce(p.sum(dim=1, keepdim=True))  # (K, 1) each prototype's mass over the whole batch ...
         p /= k  # ... set to 1/K
         p /= p.sum(dim=0, keepdim=True)  # (1, B) each sample's mass (local) ...
         p /= b  # ... set to 1/B
