@@ -82,18 +82,24 @@ def backbone_calls(method: Method, batch: Batch, amp: torch.dtype | None) -> lis
 
 
 def matmul_flops(dtype: torch.dtype, device: torch.device, n: int | None = None, seconds: float = 0.3) -> float:
-    """FLOP/s of ``n`` x ``n`` matrix products in ``dtype``: the machine's practical peak for dense work."""
+    """FLOP/s of ``n`` x ``n`` matrix products in ``dtype``: the machine's practical peak for dense work.
+
+    The best of several short bursts, so that a moment of load from another process does not
+    lower the peak (a lowered peak would flatter every ratio against it).
+    """
     n = n or (8192 if device.type == "cuda" else 1024)
     a = torch.randn(n, n, device=device).to(dtype)
     b = torch.randn(n, n, device=device).to(dtype)
     a @ b  # warm-up: kernel selection, allocation
     _sync(device)
-    reps, start = 0, time.perf_counter()
-    while reps < 2 or time.perf_counter() - start < seconds:
-        a @ b
-        reps += 1
+    best, end = 0.0, time.perf_counter() + seconds
+    while best == 0.0 or time.perf_counter() < end:
+        start = time.perf_counter()
+        for _ in range(2):
+            a @ b
         _sync(device)
-    return 2 * n**3 * reps / (time.perf_counter() - start)
+        best = max(best, 2 * 2 * n**3 / (time.perf_counter() - start))
+    return best
 
 
 def measure_speed(cfg: RunConfig, steps: int = 10, warmup: int = 2, precision: str | None = None,
