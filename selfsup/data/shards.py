@@ -325,6 +325,9 @@ class ShardLoader:
 
 def shuffle_buffer(items: Iterator, size: int, rng: np.random.Generator) -> Iterator:
     """Shuffle a stream through a buffer of ``size`` items: each new item takes the place of a random one it sends on."""
+    if size <= 1:
+        yield from items
+        return
     buffer: list = []
     for item in items:
         if len(buffer) < size:
