@@ -42,7 +42,7 @@ from selfsup.data.loader import to_device
 
 SHARDS_JSON = "shards.json"
 FORMAT, VERSION = "selfsup-shards", 1
-IMAGE_EXTS = ("png", "jpg", "jpeg", "webp")  # we write png (lossless); shards from elsewhere may hold others
+IMAGE_EXTS = {"png": "PNG", "jpg": "JPEG", "jpeg": "JPEG", "webp": "WEBP"}  # extension -> PIL format; we write png
 _PNG_LEVEL = 1  # zlib level: the files are ~10% larger than at 6, written ~3x faster, decoded as fast
 
 
@@ -188,6 +188,7 @@ class ShardLoader:
         self.dataset, self.batch_size, self.device = dataset, batch_size, torch.device(device)
         self.seed, self.shuffle_buffer, self.rank, self.world_size = seed, shuffle_buffer, rank, world_size
         self.mine = dataset.shards[rank::world_size]  # (file, count) of this process's shards
+        self.size = len(dataset)
         shares = [sum(c for _, c in dataset.shards[r::world_size]) for r in range(world_size)]
         if min(shares) < batch_size:
             raise ValueError(f"batch_size={batch_size} exceeds the {min(shares)} images of the smallest share of "
@@ -298,14 +299,14 @@ class ShardLoader:
             if ext is None:
                 raise ValueError(f"no image member (.{', .'.join(IMAGE_EXTS)}) among .{', .'.join(members)}")
             index = int(key.rpartition("/")[2])
-            if not 0 <= index < len(self.dataset):
-                raise ValueError(f"key {key} is outside the dataset's {len(self.dataset)} global indices")
-            with Image.open(io.BytesIO(members[ext])) as img:
-                img = img.convert("L" if self.dataset.channels == 1 else "RGB")
-            res = self.dataset.resolution
-            if img.size != (res, res):
-                raise ValueError(f"image is {img.size[0]}x{img.size[1]}, shards.json says {res}x{res}")
-            pixels = np.asarray(img).reshape(res, res, self.dataset.channels)  # (H, W, C) uint8
+            if not 0 <= index < self.size:
+                raise ValueError(f"key {key} is outside the dataset's {self.size} global indices")
+            res, mode = self.dataset.resolution, "L" if self.dataset.channels == 1 else "RGB"
+            with Image.open(io.BytesIO(members[ext]), formats=(IMAGE_EXTS[ext],)) as img:  # named: PIL tries no others
+                if img.size != (res, res):
+                    raise ValueError(f"image is {img.size[0]}x{img.size[1]}, shards.json says {res}x{res}")
+                pixels = np.asarray(img if img.mode == mode else img.convert(mode))
+            pixels = pixels.reshape(res, res, self.dataset.channels)  # (H, W, C) uint8
             label = -1
             if self.dataset.labelled:
                 member = f"{key}.cls"
