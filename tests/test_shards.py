@@ -16,7 +16,7 @@ import selfsup.train.loop as loop
 from selfsup.cli import main as cli
 from selfsup.config import load_config
 from selfsup.data import load_dataset
-from selfsup.data.shards import ShardLoader, open_shards, write_shards
+from selfsup.data.shards import ShardLoader, index_shards, open_shards, write_shards
 from selfsup.eval.run import evaluate_run
 from selfsup.registry import ConfigError
 from selfsup.train import checkpoint
@@ -134,6 +134,28 @@ def test_breaking_out_keeps_the_position(shard_dir):
             if len(parts) % 96 == 0:
                 break
     assert parts == whole
+
+
+def test_shards_written_elsewhere_are_indexed_then_streamed(source, tmp_path):
+    """Tars as webdataset.ShardWriter writes them (tarfile's PAX format, owner and time set, keys with a folder), no shards.json."""
+    folder = tmp_path / "wds"
+    folder.mkdir()
+    for name, rows in (("a-0.tar", range(0, 150)), ("a-1.tar", range(150, N))):
+        with tarfile.open(folder / name, "w", format=tarfile.PAX_FORMAT) as tar:
+            for i in rows:
+                png = io.BytesIO()
+                Image.fromarray(source.images[i, :, :, 0]).convert("RGB").save(png, "PNG")  # colour: converted back to grey
+                for ext, data in (("png", png.getvalue()), ("cls", str(source.labels[i]).encode())):
+                    info = tarfile.TarInfo(f"train/{i:06d}.{ext}")
+                    info.size, info.mtime, info.uname = len(data), 1_700_000_000, "bigdata"
+                    tar.addfile(info, io.BytesIO(data))
+    index_shards(folder, classes=source.classes, channels=1)
+    ds = open_shards(folder)
+    assert [c for _, c in ds.shards] == [150, N - 150] and ds.labelled and ds.resolution == 28
+    assert ds.mean == pytest.approx(source.mean) and ds.std == pytest.approx(source.std)
+    batches = epoch_batches(ShardLoader(ds, batch_size=32, rank=1, world_size=2))  # the second tar: 106 images
+    assert len(batches) == 3 and set(indices(batches)) <= set(range(150, N))
+    assert_matches_source(batches, source)
 
 
 def _rewrite_member(shard, member, data):

@@ -3,7 +3,8 @@
 For datasets larger than memory, or spread over nodes: each process reads only
 its own shards, front to back, with no random access. The layout is
 WebDataset's, so ``webdataset.ShardWriter`` can write shards this reader takes
-(give each sample ``__key__`` = its zero-padded global index, ``png`` and ``cls``)::
+(give each sample ``__key__`` = its global index, ``png`` and ``cls``; then
+``index_shards(DIR)`` writes the ``shards.json`` the reader needs)::
 
     DIR/shards.json          number of images, per-shard counts, resolution, channels, classes
     DIR/shard-000000.tar     000000.png 000000.cls 000001.png 000001.cls ...
@@ -37,7 +38,7 @@ import torch
 from PIL import Image
 
 from selfsup.data.batch import Batch
-from selfsup.data.dataset import ImageDataset
+from selfsup.data.dataset import STATS_MAX_IMAGES, ImageDataset
 from selfsup.data.loader import to_device
 
 SHARDS_JSON = "shards.json"
@@ -266,31 +267,14 @@ class ShardLoader:
                 yield decoded
 
     def _read(self, shard: str) -> Iterator[tuple[str, str, dict[str, bytes]]]:
-        """(shard, key, {extension: bytes}) per sample, reading the tar front to back."""
-        path = self.dataset.root / shard
+        """(shard, key, {extension: bytes}) per sample; a damaged tail ends the shard with a warning."""
+        last = "(start)"
         try:
-            tar = tarfile.open(path, mode="r|")
-        except (OSError, tarfile.TarError) as err:
-            raise ValueError(f"{path} is unreadable as a tar file: {err}") from None
-        key, members, last = None, {}, "(start)"
-        try:
-            with tar:
-                for member in tar:
-                    if not member.isfile():
-                        continue
-                    folder, _, base = member.name.rpartition("/")
-                    stem, _, ext = base.partition(".")
-                    k = f"{folder}/{stem}" if folder else stem
-                    if k != key and key is not None:
-                        yield shard, key, members
-                        members = {}
-                    key, last = k, member.name
-                    members[ext.lower()] = tar.extractfile(member).read()
+            for key, members in tar_samples(self.dataset.root / shard):
+                last = key
+                yield shard, key, members
         except (OSError, tarfile.TarError, EOFError) as err:  # truncated or damaged after `last`
             self._skip(shard, f"after {last}", f"the rest of the shard is unreadable: {err}")
-            return
-        if key is not None:
-            yield shard, key, members
 
     def _decode(self, shard: str, key: str, members: dict[str, bytes]) -> tuple[int, np.ndarray, int] | None:
         ext = next((e for e in IMAGE_EXTS if e in members), None)
@@ -301,12 +285,9 @@ class ShardLoader:
             index = int(key.rpartition("/")[2])
             if not 0 <= index < self.size:
                 raise ValueError(f"key {key} is outside the dataset's {self.size} global indices")
-            res, mode = self.dataset.resolution, "L" if self.dataset.channels == 1 else "RGB"
-            with Image.open(io.BytesIO(members[ext]), formats=(IMAGE_EXTS[ext],)) as img:  # named: PIL tries no others
-                if img.size != (res, res):
-                    raise ValueError(f"image is {img.size[0]}x{img.size[1]}, shards.json says {res}x{res}")
-                pixels = np.asarray(img if img.mode == mode else img.convert(mode))
-            pixels = pixels.reshape(res, res, self.dataset.channels)  # (H, W, C) uint8
+            pixels = decode_image(members[ext], ext, self.dataset.channels)  # (H, W, C) uint8
+            if pixels.shape[:2] != (self.dataset.resolution,) * 2:
+                raise ValueError(f"image is {pixels.shape[1]}x{pixels.shape[0]}, shards.json says {self.dataset.resolution} px")
             label = -1
             if self.dataset.labelled:
                 member = f"{key}.cls"
@@ -322,6 +303,75 @@ class ShardLoader:
         if where not in self.corrupt:
             self.corrupt[where] = reason
             warnings.warn(f"{self.dataset.root / shard}: skipping corrupt member {member} ({reason})")
+
+
+def tar_samples(path: Path) -> Iterator[tuple[str, dict[str, bytes]]]:
+    """(key, {extension: bytes}) per sample of a WebDataset tar, front to back (members of a sample are adjacent)."""
+    try:
+        tar = tarfile.open(path, mode="r|")  # a stream: no seeking, so pipes and network files work too
+    except (OSError, tarfile.TarError) as err:
+        raise ValueError(f"{path} is unreadable as a tar file: {err}") from None
+    key, members = None, {}
+    with tar:
+        for member in tar:
+            if not member.isfile():
+                continue
+            folder, _, base = member.name.rpartition("/")
+            stem, _, ext = base.partition(".")  # WebDataset: the key ends at the first dot of the file name
+            k = f"{folder}/{stem}" if folder else stem
+            if k != key and key is not None:
+                yield key, members
+                members = {}
+            key = k
+            members[ext.lower()] = tar.extractfile(member).read()
+    if key is not None:
+        yield key, members
+
+
+def decode_image(data: bytes, ext: str, channels: int) -> np.ndarray:
+    """Encoded image bytes -> (H, W, channels) uint8, converting grey/colour as needed."""
+    mode = "L" if channels == 1 else "RGB"
+    with Image.open(io.BytesIO(data), formats=(IMAGE_EXTS[ext],)) as img:  # the format named: PIL probes no others
+        pixels = np.asarray(img if img.mode == mode else img.convert(mode))
+    return pixels.reshape(*pixels.shape[:2], channels)
+
+
+def index_shards(shard_dir: str | Path, classes: list[str] | None = None, channels: int = 3, name: str = "shards",
+                 stats_images: int = STATS_MAX_IMAGES) -> Path:
+    """Write ``shards.json`` for WebDataset tars made elsewhere (e.g. by ``webdataset.ShardWriter``).
+
+    One pass over every ``*.tar`` in the folder (in name order) counts its
+    samples; the resolution comes from the first image, the pixel mean/std from
+    the first ``stats_images`` images. Keys must be the images' global indices.
+    """
+    root = Path(shard_dir).expanduser()
+    files = sorted(p.name for p in root.glob("*.tar"))
+    if not files:
+        raise FileNotFoundError(f"{root} holds no .tar files to index")
+    shards, first, labelled, total, sums = [], None, True, 0, np.zeros((2, channels))
+    for file in files:
+        count = 0
+        for key, members in tar_samples(root / file):
+            ext = next((e for e in IMAGE_EXTS if e in members), None)
+            if ext is None:
+                raise ValueError(f"{root / file}: sample {key} has no image member (.{', .'.join(IMAGE_EXTS)})")
+            if total + count < stats_images or first is None:
+                pixels = decode_image(members[ext], ext, channels).astype(np.float64) / 255.0  # (H, W, C)
+                if pixels.shape[0] != pixels.shape[1]:
+                    raise ValueError(f"{root / file}: sample {key} is {pixels.shape[1]}x{pixels.shape[0]}; images must be square")
+                first = first or pixels.shape[0]
+                sums += [pixels.mean(axis=(0, 1)), np.square(pixels).mean(axis=(0, 1))]
+            labelled = labelled and "cls" in members
+            count += 1
+        shards.append({"file": file, "count": count})
+        total += count
+    mean = sums[0] / min(total, stats_images)
+    std = np.sqrt(np.maximum(sums[1] / min(total, stats_images) - mean**2, 0.0))
+    info = {"format": FORMAT, "version": VERSION, "name": name, "source": str(root), "count": total, "shards": shards,
+            "resolution": first, "channels": channels, "labelled": labelled, "classes": classes,
+            "mean": mean.tolist(), "std": std.tolist()}
+    (root / SHARDS_JSON).write_text(json.dumps(info, indent=1))
+    return root
 
 
 def shuffle_buffer(items: Iterator, size: int, rng: np.random.Generator) -> Iterator:
