@@ -99,7 +99,11 @@ def test_uneven_shares_give_every_rank_the_same_number_of_batches(source, tmp_pa
 
 def test_epochs_shuffle_differently_and_are_seeded(shard_dir):
     ds = open_shards(shard_dir)
-    run = lambda seed: [indices(epoch_batches(loader)) for loader in [ShardLoader(ds, 32, seed=seed)] for _ in range(2)]  # noqa: E731
+
+    def run(seed):  # two epochs' orders
+        loader = ShardLoader(ds, 32, seed=seed)
+        return [indices(epoch_batches(loader)) for _ in range(2)]
+
     a, again, other = run(0), run(0), run(1)
     assert a == again
     assert a[0] != a[1] and sorted(a[0]) == sorted(a[1])
@@ -137,7 +141,7 @@ def test_breaking_out_keeps_the_position(shard_dir):
 
 
 def test_shards_written_elsewhere_are_indexed_then_streamed(source, tmp_path):
-    """Tars as webdataset.ShardWriter writes them (tarfile's PAX format, owner and time set, keys with a folder), no shards.json."""
+    """Tars as webdataset.ShardWriter writes them (PAX format, owner and time set, keys in a folder), no shards.json."""
     folder = tmp_path / "wds"
     folder.mkdir()
     for name, rows in (("a-0.tar", range(0, 150)), ("a-1.tar", range(150, N))):
@@ -174,21 +178,24 @@ def test_corrupt_members_are_skipped_counted_and_warned_about_once(shard_dir, so
     shutil.copytree(shard_dir, bad)
     _rewrite_member(bad / "shard-000002.tar", "000130.png", b"\x89PNG not really")
     _rewrite_member(bad / "shard-000003.tar", "000200.cls", b"seven")
+    _rewrite_member(bad / "shard-000000.tar", "000010.cls", b"12")  # Fashion-MNIST has 10 classes
     loader = ShardLoader(open_shards(bad), batch_size=32)
     with pytest.warns(UserWarning) as caught:
         batches = epoch_batches(loader)
     messages = sorted(str(w.message) for w in caught)
-    assert len(messages) == 2
-    assert "shard-000002.tar: skipping corrupt member 000130.png" in messages[0]
-    assert "shard-000003.tar: skipping corrupt member 000200.cls" in messages[1]
-    assert loader.skipped == 2 and set(loader.corrupt) == {"shard-000002.tar:000130.png", "shard-000003.tar:000200.cls"}
+    assert len(messages) == 3
+    assert "shard-000000.tar: skipping corrupt member 000010.cls (ValueError: label 12 is outside [0, 10))" in messages[0]
+    assert "shard-000002.tar: skipping corrupt member 000130.png" in messages[1]
+    assert "shard-000003.tar: skipping corrupt member 000200.cls" in messages[2]
+    assert loader.skipped == 3
+    assert set(loader.corrupt) == {"shard-000000.tar:000010.cls", "shard-000002.tar:000130.png", "shard-000003.tar:000200.cls"}
     seen = indices(batches)
-    assert 130 not in seen and 200 not in seen and len(batches) == N // 32 - 1  # 254 images: 7 whole batches
+    assert not {10, 130, 200} & set(seen) and len(batches) == N // 32 - 1  # 253 images: 7 whole batches
     assert_matches_source(batches, source)
     with warnings.catch_warnings(record=True) as again:
         warnings.simplefilter("always")
         epoch_batches(loader)  # met again next epoch: counted, not warned about again
-    assert not again and loader.skipped == 4 and len(loader.corrupt) == 2
+    assert not again and loader.skipped == 6 and len(loader.corrupt) == 3
 
 
 def test_truncated_shard_keeps_its_first_images_and_warns(shard_dir, source, tmp_path):

@@ -123,7 +123,8 @@ class ShardDataset:
         return 0 if self.classes is None else len(self.classes)
 
     def __repr__(self) -> str:
-        return f"ShardDataset({str(self.root)!r}, {len(self)} x {self.resolution}x{self.resolution}x{self.channels}, {len(self.shards)} shards)"
+        size = f"{self.resolution}x{self.resolution}x{self.channels}"
+        return f"ShardDataset({str(self.root)!r}, {len(self)} x {size}, {len(self.shards)} shards)"
 
 
 def open_shards(root: str | Path) -> ShardDataset:
@@ -131,11 +132,13 @@ def open_shards(root: str | Path) -> ShardDataset:
     root = Path(root).expanduser()
     path = root / SHARDS_JSON
     if not path.is_file():
-        raise FileNotFoundError(f"{path} not found: {root} is not a shard folder (write one with `selfsup prepare DATASET --shards DIR`)")
+        raise FileNotFoundError(
+            f"{path} not found: {root} is not a shard folder (write one with `selfsup prepare DATASET --shards DIR`)")
     try:
         info = json.loads(path.read_text())
         if info.get("format") != FORMAT or info.get("version") != VERSION:
-            raise ValueError(f"format {info.get('format')!r} version {info.get('version')!r}, expected {FORMAT!r} version {VERSION}")
+            raise ValueError(f"format {info.get('format')!r} version {info.get('version')!r}, "
+                             f"expected {FORMAT!r} version {VERSION}")
         shards = tuple((str(s["file"]), int(s["count"])) for s in info["shards"])
         ds = ShardDataset(root, shards, int(info["resolution"]), int(info["channels"]), bool(info["labelled"]),
                           info.get("classes"), [float(m) for m in info["mean"]], [float(s) for s in info["std"]],
@@ -231,7 +234,8 @@ class ShardLoader:
         for key, mine in (("seed", self.seed), ("batch_size", self.batch_size), ("world_size", self.world_size),
                           ("shuffle_buffer", self.shuffle_buffer), ("shards", len(self.dataset.shards))):
             if state.get(key) != mine:
-                raise ValueError(f"loader state has {key}={state.get(key)}, this shard loader has {mine}; the batches would differ")
+                raise ValueError(f"loader state has {key}={state.get(key)}, this shard loader has {mine}; "
+                                 "the batches would differ")
         if not 0 <= state["position"] < len(self):
             raise ValueError(f"loader state position={state['position']} is outside an epoch of {len(self)} batches")
         self.epoch, self.position, self._live = int(state["epoch"]), int(state["position"]), None
@@ -291,7 +295,11 @@ class ShardLoader:
             label = -1
             if self.dataset.labelled:
                 member = f"{key}.cls"
+                if "cls" not in members:
+                    raise ValueError("missing, and shards.json says the images are labelled")
                 label = int(members["cls"].decode().strip())
+                if not 0 <= label < (self.dataset.num_classes or label + 1):
+                    raise ValueError(f"label {label} is outside [0, {self.dataset.num_classes})")
         except Exception as err:  # noqa: BLE001 - a damaged sample must never stop training
             self._skip(shard, member, f"{type(err).__name__}: {err}")
             return None
