@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("configs", nargs="+", metavar="CONFIG [key=value]",
                    help="one or more YAML files or bundled config names, then key=value overrides applied to each, "
                         "e.g. simclr moco backbone.width=1 train.batch_size=256")
-    p.add_argument("--steps", type=int, default=10, help="timed steps (after warm-up)")
+    p.add_argument("--steps", type=int, help="timed steps after warm-up (default 10; with --data-only, batches: default 200)")
     p.add_argument("--warmup", type=int, default=2, help="untimed steps first (more with --compile)")
     p.add_argument("--precision", choices=["auto", "fp32", "bf16"], help="default: the config's train.precision")
     p.add_argument("--compile", action="store_true", help="torch.compile the backbone (skipped with a message if it fails)")
@@ -44,6 +44,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="default: the config's train.channels_last")
     p.add_argument("--markdown", action="store_true", help="also print a Markdown table row (with its header)")
     p.add_argument("--json", metavar="PATH", help="also write the measurements as JSON")
+    p.add_argument("--data-only", action="store_true",
+                   help="time only the config's training batches: memmap slices, or decoded shards with data.name=shards")
 
     p = sub.add_parser("bench", help="run a grid of pre-trainings + evaluations (resumable): selfsup bench GRID.yaml")
     p.add_argument("grid", help="a grid YAML file or the name of a bundled grid (tiny, fmnist_small, imagenet_paper)")
@@ -67,12 +69,16 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("backbones", help="parameters, FLOPs and CPU speed of every backbone (Markdown table)")
     sub.add_parser("bench-eval", help="time the L-BFGS probe, kNN and k-means on a 60k x 512 feature matrix")
 
-    p = sub.add_parser("prepare", help="decode a dataset once into a uint8 memory-mapped cache")
+    p = sub.add_parser("prepare", help="decode a dataset once into a uint8 memory-mapped cache (or tar shards)")
     p.add_argument("name")
     p.add_argument("--root")
     p.add_argument("--split", default="train")
     p.add_argument("--resolution", type=int)
     p.add_argument("--cache-dir", default=".cache/selfsup")
+    p.add_argument("--shards", metavar="OUT_DIR",
+                   help="write WebDataset-layout tar shards + shards.json here instead, to train with "
+                        "data.name=shards data.root=OUT_DIR")
+    p.add_argument("--images-per-shard", type=int, default=10_000, help="with --shards: images in each tar")
 
     args, rest = parser.parse_known_args(argv)
     try:
@@ -114,10 +120,18 @@ def _run(args: argparse.Namespace, rest: list[str]) -> int:
         overrides = [a for a in args.configs if "=" in a]
         results = []
         for name in (a for a in args.configs if "=" not in a):
-            results.append(measure_speed(load_config(name, overrides), steps=args.steps, warmup=args.warmup,
+            if args.data_only:
+                from selfsup.train.bench import measure_data_speed
+
+                r = measure_data_speed(load_config(name, overrides), batches=200 if args.steps is None else args.steps)
+                results.append(r)
+                print(f"{r['loader']} ({r['data']}{', ' + r['root'] if r['root'] else ''}): {r['images_per_s']:.0f} images/s, "
+                      f"{r['batches']} batches of {r['batch_size']} in {r['seconds']:.2f} s, {r['threads']} thread(s), {r['device']}")
+                continue
+            results.append(measure_speed(load_config(name, overrides), steps=10 if args.steps is None else args.steps, warmup=args.warmup,
                                          precision=args.precision, compile=args.compile, channels_last=args.channels_last))
             print(format_report(results[-1]) + "\n", flush=True)
-        if args.markdown:
+        if args.markdown and not args.data_only:
             print(format_markdown(results))
         if args.json:
             import json
@@ -154,6 +168,14 @@ def _run(args: argparse.Namespace, rest: list[str]) -> int:
         from selfsup.eval.bench import main as bench_eval
 
         return bench_eval(rest) or 0
+    elif args.command == "prepare" and args.shards:
+        from selfsup.data import load_dataset
+        from selfsup.data.shards import write_shards
+
+        dataset = load_dataset(args.name, root=args.root, split=args.split, resolution=args.resolution)
+        out = write_shards(dataset, args.shards, images_per_shard=args.images_per_shard,
+                           meta={"dataset": args.name, "split": args.split})
+        print(f"{len(dataset)} images written as shards: {out}")
     elif args.command == "prepare":
         from selfsup.data import prepare
 

@@ -244,8 +244,7 @@ def calibrate_steps(cfg: RunConfig, minutes: float, probe_steps: int = 5) -> tup
     """
     import torch
 
-    from selfsup.data import BatchLoader
-    from selfsup.train.build import autocast_dtype, load_train_data, make_method, resolve_device
+    from selfsup.train.build import autocast_dtype, load_train_data, make_loader, make_method, resolve_device
     from selfsup.train.loop import train_step
     from selfsup.train.optim import build_optimizer
 
@@ -257,7 +256,8 @@ def calibrate_steps(cfg: RunConfig, minutes: float, probe_steps: int = 5) -> tup
     if t.channels_last:
         method = method.to(memory_format=torch.channels_last)
     optimizer = build_optimizer(t.optimizer, method, t.lr, t.weight_decay, t.momentum)
-    batches = iter(BatchLoader(dataset, t.batch_size, device=device, shuffle=True, drop_last=True, seed=t.seed))
+    loader = make_loader(cfg, dataset, device)
+    batches = iter(loader)
     amp = autocast_dtype(t.precision, device)
     method.train()
     for i in range(2 + probe_steps):
@@ -268,7 +268,7 @@ def calibrate_steps(cfg: RunConfig, minutes: float, probe_steps: int = 5) -> tup
         try:
             batch = next(batches)
         except StopIteration:
-            batches = iter(BatchLoader(dataset, t.batch_size, device=device, shuffle=True, drop_last=True, seed=i))
+            batches = iter(loader)  # the next epoch
             batch = next(batches)
         train_step(method, optimizer, batch, i, amp, t.grad_clip)
     if device.type == "cuda":

@@ -32,9 +32,14 @@ def make_batch(dataset: ImageDataset, idx: np.ndarray, device: torch.device) -> 
     images = torch.from_numpy(np.ascontiguousarray(pixels.transpose(0, 3, 1, 2)))  # (B, C, H, W)
     index = torch.from_numpy(idx.astype(np.int64, copy=False))
     labels = None if dataset.labels is None else torch.from_numpy(dataset.labels[idx])
-    batch = Batch(images, index, labels)
+    return to_device(Batch(images, index, labels), device)
+
+
+def to_device(batch: Batch, device: torch.device) -> Batch:
+    """A CPU batch moved to ``device``, through pinned memory when it is CUDA."""
     if device.type == "cuda":
-        pinned = Batch(images.pin_memory(), index.pin_memory(), None if labels is None else labels.pin_memory())
+        pinned = Batch(batch.images.pin_memory(), batch.index.pin_memory(),
+                       None if batch.labels is None else batch.labels.pin_memory())
         return pinned.to(device, non_blocking=True)
     return batch if device.type == "cpu" else batch.to(device)
 

@@ -37,9 +37,9 @@ from torch import nn
 from selfsup.backbones.base import Backbone
 from selfsup.backbones.profile import count_flops, peak_allocated_bytes
 from selfsup.config import RunConfig
-from selfsup.data import Batch, BatchLoader
+from selfsup.data import Batch
 from selfsup.methods import Method
-from selfsup.train.build import autocast_dtype, load_train_data, make_method, resolve_device
+from selfsup.train.build import autocast_dtype, load_train_data, make_loader, make_method, resolve_device
 from selfsup.train.loop import _ema_update, train_step
 from selfsup.train.optim import build_optimizer
 
@@ -119,7 +119,7 @@ def measure_speed(cfg: RunConfig, steps: int = 10, warmup: int = 2, precision: s
     dataset = load_train_data(cfg)
     torch.manual_seed(t.seed)
     method = make_method(cfg, dataset).to(device).to(memory_format=fmt).train()
-    batch = next(iter(BatchLoader(dataset, t.batch_size, device=device, seed=t.seed)))
+    batch = next(iter(make_loader(cfg, dataset, device)))
     calls = backbone_calls(method, batch, amp)
     bare = copy.deepcopy(method.backbone)  # the same architecture and weights, outside the method
 
@@ -191,6 +191,32 @@ def measure_speed(cfg: RunConfig, steps: int = 10, warmup: int = 2, precision: s
         "peak_mem_mib": peak / 2**20, "bare_peak_mem_mib": bare_peak / 2**20,
         "memory_measure": "torch.cuda.max_memory_allocated" if device.type == "cuda" else "torch.profiler CPU allocations",
     }  # fmt: skip
+
+
+def measure_data_speed(cfg: RunConfig, batches: int = 200, warmup: int = 2) -> dict:
+    """Images/s of ``cfg``'s training batches alone (BatchLoader or, with ``data.name: shards``, ShardLoader).
+
+    The loop's own loader, on the config's device, from a fresh start (the
+    shard stream fills its shuffle buffer in the warm-up batches), timed over
+    ``batches`` batches or to the end of the first epoch, whichever comes first.
+    """
+    if batches < 1 or warmup < 0:
+        raise ValueError(f"batches must be >= 1 and warmup >= 0, got batches={batches}, warmup={warmup}")
+    device = resolve_device(cfg.train.device)
+    dataset = load_train_data(cfg)
+    loader = make_loader(cfg, dataset, device)
+    stream = iter(loader)
+    for _ in range(min(warmup, len(loader) - 1)):
+        next(stream)
+    _sync(device)
+    images, start = 0, time.perf_counter()
+    for _, batch in zip(range(batches), stream):
+        images += len(batch)
+    _sync(device)
+    seconds = time.perf_counter() - start
+    return {"data": cfg.data.name, "root": cfg.data.root, "loader": type(loader).__name__, "images": len(dataset),
+            "batch_size": cfg.train.batch_size, "batches": images // cfg.train.batch_size, "seconds": seconds,
+            "images_per_s": images / seconds, "threads": torch.get_num_threads(), "device": _device_name(device)}
 
 
 def format_report(r: dict) -> str:

@@ -11,13 +11,20 @@ from selfsup.augment import ViewAugment
 from selfsup.backbones import build_backbone
 from selfsup.backbones.base import Backbone
 from selfsup.config import DATASET_SIZE_ARG, RunConfig, from_dict
-from selfsup.data import ImageDataset, load_dataset
+from selfsup.data import BatchLoader, ImageDataset, load_dataset
+from selfsup.data.shards import ShardDataset, ShardLoader, open_shards
 from selfsup.methods import METHODS, Method, build_method
 from selfsup.registry import ConfigError
 
 
-def load_train_data(cfg: RunConfig, split: str | None = None) -> ImageDataset:
+SHARDS = "shards"  # data.name of a folder of tar shards (selfsup.data.shards), streamed rather than loaded
+
+
+def load_train_data(cfg: RunConfig, split: str | None = None) -> ImageDataset | ShardDataset:
+    """The training set (or ``split`` of it); with ``data.name: shards`` only shards.json is read here."""
     d = cfg.data
+    if d.name == SHARDS:
+        return _train_shards(cfg, split)
     ds = load_dataset(d.name, root=d.root, split=split or d.split, resolution=d.resolution, cache_dir=d.cache_dir)
     if d.subset is not None and split is None:
         if not 0 < d.subset <= len(ds):
@@ -26,17 +33,55 @@ def load_train_data(cfg: RunConfig, split: str | None = None) -> ImageDataset:
     return ds
 
 
+def _train_shards(cfg: RunConfig, split: str | None) -> ShardDataset:
+    d = cfg.data
+    if d.root is None:
+        raise ConfigError(f"data.name={SHARDS!r} needs data.root=DIR, a folder written by `selfsup prepare DATASET --shards DIR`")
+    if split is not None:
+        raise ValueError(
+            f"data.name={SHARDS!r}: {d.root} is streamed for training, with no {split!r} split in memory, and evaluation "
+            "needs an in-memory dataset: evaluate on the dataset the shards came from, e.g. `selfsup eval RUN --dataset NAME`"
+        )
+    for key, value in (("subset", d.subset), ("cache_dir", d.cache_dir)):
+        if value is not None:
+            raise ConfigError(f"config key 'data.{key}'={value!r} does not apply to data.name={SHARDS!r}; remove it")
+    ds = open_shards(d.root)
+    if d.resolution is not None and d.resolution != ds.resolution:
+        raise ConfigError(f"config key 'data.resolution'={d.resolution}, but the shards in {d.root} are {ds.resolution} px; "
+                          "shards are not resized on the fly: write them at that resolution (selfsup prepare --resolution)")
+    return ds
+
+
+def make_loader(cfg: RunConfig, dataset: ImageDataset | ShardDataset, device: torch.device,
+                rank: int = 0, world_size: int = 1) -> BatchLoader | ShardLoader:
+    """The training batches: shuffled epochs, whole batches only, resumable from ``state_dict()``."""
+    t = cfg.train
+    if isinstance(dataset, ShardDataset):
+        return ShardLoader(dataset, t.batch_size, device=device, seed=t.seed, shuffle_buffer=cfg.data.shuffle_buffer,
+                           rank=rank, world_size=world_size)
+    return BatchLoader(dataset, t.batch_size, device=device, shuffle=True, drop_last=True, seed=t.seed,
+                       rank=rank, world_size=world_size)
+
+
 def make_backbone(cfg: RunConfig) -> Backbone:
     kwargs = dict(cfg.backbone)
     return build_backbone(kwargs.pop("name"), **kwargs)
 
 
-def make_method(cfg: RunConfig, dataset: ImageDataset) -> Method:
+def make_method(cfg: RunConfig, dataset: ImageDataset | ShardDataset) -> Method:
     """The method with its backbone and its augmentation (views sized to the data unless set).
 
     A method whose constructor takes ``num_samples`` (memory bank, pseudo-labels)
-    gets the training set's size; the config cannot set it.
+    gets the training set's size; the config cannot set it. A method with an
+    ``on_epoch_start`` hook (DeepCluster clusters every image) cannot train on streamed shards.
     """
+    cls = METHODS.get(cfg.method["name"])
+    if isinstance(dataset, ShardDataset) and getattr(cls, "on_epoch_start", Method.on_epoch_start) is not Method.on_epoch_start:
+        raise ConfigError(
+            f"method {cfg.method['name']!r} needs the whole training set at the start of each epoch (on_epoch_start), "
+            f"which streamed shards (data.name={SHARDS!r}) cannot give; train it from an in-memory or memory-mapped "
+            "dataset (e.g. data.name=fashion_mnist data.cache_dir=DIR)"
+        )
     aug = {"size": dataset.resolution, "mean": tuple(dataset.mean), "std": tuple(dataset.std), **cfg.augment}
     kwargs = dict(cfg.method)
     name = kwargs.pop("name")

@@ -19,11 +19,11 @@ import torch
 from tqdm import tqdm
 
 from selfsup.config import RunConfig
-from selfsup.data import Batch, BatchLoader
+from selfsup.data import Batch
 from selfsup.eval.monitors import embedding_std, rankme
 from selfsup.methods import Method, StepOutput
 from selfsup.train import checkpoint, distributed
-from selfsup.train.build import autocast_dtype, load_train_data, make_method, resolve_device, save_run_config
+from selfsup.train.build import autocast_dtype, load_train_data, make_loader, make_method, resolve_device, save_run_config
 from selfsup.train.optim import build_optimizer
 from selfsup.train.schedules import ema_momentum, warmup_cosine
 
@@ -72,8 +72,7 @@ def train(cfg: RunConfig, resume: bool = False) -> Path:
     lrs = warmup_cosine(t.lr, t.steps, t.warmup_steps, final=t.min_lr)
     ema_base = method.ema_momentum()
     ema_m = ema_momentum(ema_base, t.steps) if ema_base is not None else None
-    loader = BatchLoader(dataset, t.batch_size, device=device, shuffle=True, drop_last=True, seed=t.seed,
-                         rank=distributed.rank(), world_size=distributed.world_size())
+    loader = make_loader(cfg, dataset, device, rank=distributed.rank(), world_size=distributed.world_size())
 
     start = 0
     if resume:
@@ -182,7 +181,7 @@ def train_step(method: Method | torch.nn.Module, optimizer: torch.optim.Optimize
     return out
 
 
-def _forever(loader: BatchLoader):
+def _forever(loader):  # a BatchLoader or ShardLoader
     while True:
         yield from loader
 
