@@ -81,6 +81,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--images-per-shard", type=int, default=10_000, help="with --shards: images in each tar")
 
     args, rest = parser.parse_known_args(argv)
+    if rest and args.command not in ("backbones", "bench-eval"):  # those two pass their own arguments on
+        # key=value after an option (`speed simclr --steps 3 train.lr=0.1`) is still an override; anything
+        # else is an error rather than silently ignored
+        target = "configs" if args.command == "speed" else "overrides"
+        if not hasattr(args, target) or not all("=" in a and not a.startswith("-") for a in rest):
+            parser.error(f"unrecognized arguments: {' '.join(rest)}")
+        getattr(args, target).extend(rest)
     try:
         return _run(args, rest)
     except (ConfigError, FileNotFoundError, FileExistsError, ValueError) as err:

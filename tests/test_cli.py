@@ -2,6 +2,8 @@
 import subprocess
 import sys
 
+import pytest
+
 from selfsup.cli import main
 
 
@@ -48,3 +50,11 @@ def test_pictures_command_writes_one_png_per_task(tmp_path, capsys):
     assert sorted(p.name for p in tmp_path.glob("*.png")) == ["inpainting.png", "rotation.png"]
     assert main(["pictures", "--out", str(tmp_path), "--tasks", "telepathy"]) == 2
     assert "no picture for ['telepathy']" in capsys.readouterr().err
+
+
+def test_overrides_after_options_are_applied_and_unknown_arguments_fail(capsys):
+    assert main(["speed", "rotation", "--data-only", "--steps", "1", "data.subset=64", "train.batch_size=4"]) == 0
+    assert "1 batches of 4" in capsys.readouterr().out  # the override after the options took effect
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "rotation", "--bogus"])
+    assert exit_info.value.code == 2 and "unrecognized arguments: --bogus" in capsys.readouterr().err
