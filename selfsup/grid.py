@@ -277,8 +277,8 @@ def calibrate_steps(cfg: RunConfig, minutes: float, probe_steps: int = 5) -> tup
     return max(2, math.floor(minutes * 60 / per_step)), per_step
 
 
-def missing_protocols(run_dir: Path, protocols: tuple[str, ...]) -> tuple[str, ...]:
-    path = run_dir / "eval.json"
+def missing_protocols(run_dir: Path, protocols: tuple[str, ...], file: str = "eval.json") -> tuple[str, ...]:
+    path = run_dir / file
     results = json.loads(path.read_text()) if path.exists() else {}
     return tuple(p for p in protocols if PROTOCOL_KEYS[p] not in results)
 
@@ -301,6 +301,27 @@ def run_grid(grid: Grid, print_fn=partial(print, flush=True)) -> dict[str, dict]
     status.update(grid=grid.source, protocols=list(grid.protocols))
     device = str(resolve_device(grid.device))
     t_grid = time.perf_counter()
+    baselines: set[str] = set()  # architectures whose random init was evaluated (in their first finished cell)
+
+    def random_init_baseline(cell: Cell, run_dir: Path, head: str) -> None:
+        """The same protocols on the cell's architecture at random init, once per architecture and seed,
+        so the report can show what pre-training added."""
+        key = json.dumps([grid.configs[cell.name].backbone, cell.seed], sort_keys=True, default=str)
+        if key in baselines:
+            return
+        baselines.add(key)
+        missing = missing_protocols(run_dir, grid.protocols, "eval_random_init.json")
+        if not missing:
+            return
+        t0 = time.perf_counter()
+        try:
+            results = _evaluate(run_dir, missing, random_init=True, train_subset=grid.train_subset,
+                                pool_to=grid.pool_to, device=device, progress=False)
+        except Exception as err:  # noqa: BLE001 -- a missing baseline must not fail the cell it sits in
+            print_fn(f"{head}: random-init baseline FAILED ({type(err).__name__}: {err})")
+            return
+        print_fn(f"{head}: random init of {cell.backbone} x{cell.width:g}: "
+                 f"{_summary({'eval_seconds': time.perf_counter() - t0}, results)}")
 
     def save():
         status["updated"] = time.strftime("%Y-%m-%d %H:%M:%S")
@@ -315,6 +336,7 @@ def run_grid(grid: Grid, print_fn=partial(print, flush=True)) -> dict[str, dict]
             record["status"] = "done"
             cells_status[cell.name] = record
             print_fn(f"{head}: finished earlier, skipped")
+            random_init_baseline(cell, run_dir, head)
             continue
         info_path = run_dir / CELL_FILE
         info = json.loads(info_path.read_text()) if info_path.exists() else {}
@@ -341,6 +363,7 @@ def run_grid(grid: Grid, print_fn=partial(print, flush=True)) -> dict[str, dict]
             record.update(status="done", steps=info.get("steps"), train_seconds=round(info.get("train_seconds", 0), 1),
                           eval_seconds=round(info["eval_seconds"], 1))
             print_fn(f"{head}: {state}: {_summary(info, results)}")
+            random_init_baseline(cell, run_dir, head)
         except Exception as err:  # noqa: BLE001 -- one failing cell must not stop the grid
             run_dir.mkdir(parents=True, exist_ok=True)
             (run_dir / "error.txt").write_text(traceback.format_exc())

@@ -79,6 +79,9 @@ def test_grid_resumes_interrupted_cells_records_failures_and_skips_finished_ones
     assert "data.subset" in (bad / "error.txt").read_text()
     assert (sim / "last.pt").exists() and not (sim / "done.json").exists()
     assert any("FAILED" in line and "broken" in line for line in lines)
+    # the architecture's random init is evaluated once, beside its first finished cell, with the same protocols
+    assert "knn_top1" in json.loads((rot / "eval_random_init.json").read_text())
+    assert any("random init of resnet18_v1" in line for line in lines)
 
     monkeypatch.setattr(loop, "train_step", real_step)
     lines.clear()
@@ -86,6 +89,7 @@ def test_grid_resumes_interrupted_cells_records_failures_and_skips_finished_ones
     assert status[sim.name]["status"] == "done" and status[sim.name]["started_as"] == "interrupted"
     assert status[bad.name]["status"] == "failed" and "data.subset" in status[bad.name]["error"]
     assert [r["step"] for r in map(json.loads, (sim / "metrics.jsonl").read_text().splitlines())] == [1, 2, 3, 4]
+    assert not (sim / "eval_random_init.json").exists()  # same backbone and seed as rotation's: no second baseline
     assert "finished earlier, skipped" in lines[0]
     saved = json.loads((out / "grid_status.json").read_text())["cells"]
     assert saved[bad.name]["status"] == "failed" and saved[rot.name]["status"] == "done"

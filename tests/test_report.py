@@ -59,6 +59,22 @@ def test_rankings_average_seeds_and_order_best_first():
     assert ranking_rows(scores, "methods")[1] == [["resnet18_v1 x0.25", "rotation (76.0) > simclr (75.0)"]]
 
 
+def test_results_put_one_random_init_row_before_each_architectures_runs():
+    from selfsup.report.tables import results_rows
+
+    def run(method, backbone, knn, random_init=None):
+        return {"method": method, "backbone": backbone, "width": 0.25, "seed": 0, "knn_top1": knn, "linear_top1": None,
+                "pretext_acc": None, "nmi": None, "steps": 300, "minutes": 1.0, "random_init": random_init}
+
+    baseline = {"knn_top1": 69.5, "linear_top1": 77.2, "nmi": 0.2}
+    runs = [run("simclr", "vgg19_bn", 58.9), run("rotation", "resnet18_v1", 75.3, baseline),
+            run("simclr", "resnet18_v1", 75.2, baseline)]  # both carry it: one row
+    _, rows = results_rows(runs)
+    assert [(r[0], r[1], r[4]) for r in rows] == [("(random init)", "resnet18_v1", "69.5"), ("rotation", "resnet18_v1", "75.3"),
+                                                  ("simclr", "resnet18_v1", "75.2"), ("simclr", "vgg19_bn", "58.9")]
+    assert rows[0][5] == "77.2" and rows[0][8] == "0" and rows[0][9] == "–"
+
+
 def test_nearest_neighbours_and_queries_cover_classes():
     from selfsup.report.embeddings import nearest_neighbours, pick_queries
 

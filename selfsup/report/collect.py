@@ -60,11 +60,12 @@ def read_run(run_dir: str | Path) -> dict:
     cell = _json(run_dir / "cell.json")
     done = _json(run_dir / "done.json")
     results = _json(run_dir / "eval.json")
+    baseline = _json(run_dir / "eval_random_init.json")
     backbone = cfg.get("backbone") or {}
     train = cfg.get("train") or {}
     records = read_metrics(run_dir)
     clustering = results.get("clustering") or {}
-    nmi = next(iter(clustering.values()), {}).get("nmi") if clustering else None  # k = number of classes comes first
+    nmi = _first_nmi(results)
     pretext = results.get("pretext_acc")
     if pretext is None:
         accs = [r["pretext_acc"] for r in records if "pretext_acc" in r]
@@ -86,8 +87,15 @@ def read_run(run_dir: str | Path) -> dict:
         "pretext_acc": pretext,
         "nmi": nmi,
         "eval": results,
+        "random_init": {"knn_top1": baseline.get("knn_top1"), "linear_top1": baseline.get("linear_top1"),
+                        "nmi": _first_nmi(baseline)} if baseline else None,
         "failed": (run_dir / "error.txt").exists(),
     }
+
+
+def _first_nmi(results: dict) -> float | None:
+    clustering = results.get("clustering") or {}
+    return next(iter(clustering.values()), {}).get("nmi")  # k = number of classes comes first
 
 
 def read_failures(root: str | Path) -> list[dict]:

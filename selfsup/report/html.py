@@ -57,8 +57,9 @@ class Context:
 def results_section(ctx: Context) -> Section:
     s = Section("Results", "results")
     headers, rows = tables.results_rows(ctx.runs)
-    s.blocks.append(("p", f"{len(rows)} runs. Accuracies are on the test split (percent); pretext acc is the pretext "
-                          "task's own accuracy over its last logged batches; NMI of k-means with k = number of classes."))
+    s.blocks.append(("p", f"{len(ctx.runs)} runs. Accuracies are on the test split (percent); pretext acc is the pretext "
+                          "task's own accuracy over its last logged batches; NMI of k-means with k = number of classes. "
+                          "(random init): the same architecture untrained, where evaluated."))
     s.blocks.append(("table", "results", headers, rows))
     if ctx.failures:
         s.blocks.append(("p", f"{len(ctx.failures)} grid cell(s) failed (traceback in the cell's error.txt):"))

@@ -103,8 +103,12 @@ def accuracy_vs_width(series: dict[str, list[tuple[float, float]]], path: str | 
 
 def rank_correlation_heatmaps(matrices: dict[str, tuple[list[str], np.ndarray]], path: str | Path) -> Path:
     """One heatmap per title: pairwise rank correlations in [-1, 1] (NaN cells, too few shared items, left blank)."""
-    fig, axes = plt.subplots(1, len(matrices), figsize=(4.2 * len(matrices) + 0.8, 3.8), squeeze=False)
-    for ax, (title, (labels, m)) in zip(axes[0], matrices.items()):
+    cols = min(2, len(matrices))  # two per row: a row of four left their labels and titles overlapping
+    rows = -(-len(matrices) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(5.4 * cols + 0.8, 4.8 * rows), squeeze=False, layout="constrained")
+    for ax in axes.flat[len(matrices):]:
+        ax.set_axis_off()
+    for ax, (title, (labels, m)) in zip(axes.flat, matrices.items()):
         im = ax.imshow(np.ma.masked_invalid(m), vmin=-1, vmax=1, cmap="RdBu")
         ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right", fontsize=7)
         ax.set_yticks(range(len(labels)), labels, fontsize=7)
@@ -112,8 +116,8 @@ def rank_correlation_heatmaps(matrices: dict[str, tuple[list[str], np.ndarray]],
             for j in range(len(labels)):
                 if np.isfinite(m[i, j]):
                     ax.text(j, i, f"{m[i, j]:.2f}", ha="center", va="center", fontsize=7)
-        ax.set_title(title, fontsize=9)
-    fig.colorbar(im, ax=axes[0].tolist(), shrink=0.8)
+        ax.set_title(title.replace(": ", ":\n", 1), fontsize=9)
+    fig.colorbar(im, ax=axes.flat[: len(matrices)], shrink=0.6)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110, bbox_inches="tight")

@@ -32,9 +32,19 @@ def backbone_key(run: dict) -> str:
 
 
 def results_rows(runs: list[dict]) -> tuple[list[str], list[list[str]]]:
-    """One row per run, sorted by backbone, width, method and seed."""
-    runs = sorted(runs, key=lambda r: (r["backbone"], r["width"], r["method"], r["seed"]))
-    return [c[0] for c in RESULT_COLUMNS], [[fmt(r[key], f) for _, key, f in RESULT_COLUMNS] for r in runs]
+    """One row per run, sorted by backbone, width, method and seed, after each architecture's random-init row.
+
+    Random-init rows come from runs with an ``eval_random_init.json`` (one per backbone, width and seed):
+    the baseline a pre-training must beat.
+    """
+    baselines = {}
+    for r in runs:
+        if r.get("random_init"):
+            baselines.setdefault((r["backbone"], r["width"], r["seed"]), {
+                **r, **r["random_init"], "method": "(random init)", "pretext_acc": None, "steps": 0, "minutes": None})
+    rows = sorted([*runs, *baselines.values()],
+                  key=lambda r: (r["backbone"], r["width"], r["method"] != "(random init)", r["method"], r["seed"]))
+    return [c[0] for c in RESULT_COLUMNS], [[fmt(r[key], f) for _, key, f in RESULT_COLUMNS] for r in rows]
 
 
 def choose_metric(runs: list[dict], metric: str = "auto") -> str | None:
