@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 
 from selfsup.augment import ViewAugment, to_input
 from selfsup.backbones.base import Backbone
-from selfsup.data import ImageDataset
+from selfsup.data import ImageDataset, iterate
 from selfsup.eval.linear import topk_accuracy
 from selfsup.train.schedules import warmup_cosine
 
@@ -92,9 +92,8 @@ def predict(model: nn.Module, dataset: ImageDataset, size: int, device: torch.de
     """Logits (N, classes) of ``model`` on the centre-resized images, float32 on the CPU."""
     model.eval()
     out = []
-    for start in range(0, len(dataset), batch_size):
-        images = torch.from_numpy(np.array(dataset.images[start : start + batch_size])).to(device).permute(0, 3, 1, 2)
-        x = to_input(images, dataset.mean, dataset.std, size).contiguous(memory_format=torch.channels_last)
+    for batch in iterate(dataset, batch_size, device):
+        x = to_input(batch.images, dataset.mean, dataset.std, size).contiguous(memory_format=torch.channels_last)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
             out.append(model(x).float().cpu())
     return torch.cat(out)
