@@ -6,10 +6,12 @@ import pytest
 import torch
 from torch import nn
 
+from selfsup.augment import to_input
 from selfsup.backbones import build_backbone
 from selfsup.cli import main
 from selfsup.data import load_dataset
 from selfsup.eval.invariance import invariance, shuffle_tiles
+from selfsup.methods.jigsaw import tile_representation
 from selfsup.eval.layers import layer_probes, pooled_features
 from selfsup.eval.supervised import balanced_subset, finetune, holdout_split, lr_schedule, sgd_probe
 
@@ -124,6 +126,24 @@ def test_invariance_is_zero_for_an_invariant_representation_and_not_for_pixels(f
         invariance(Pixels(), small, 27, transforms=("blur",))
 
 
+def test_tiles_invariance_compares_the_whole_image_with_the_mean_of_its_tiles(fmnist):
+    _, test = fmnist
+    small = test.subset(range(40))
+    torch.manual_seed(0)
+    backbone = build_backbone("resnet18_v1", width=0.125).eval()
+    tiling = dict(image_size=None, gap=1, jitter=1)
+    got = invariance(backbone, small, 28, transforms=("tiles",), tiling=tiling, precision="fp32")["tiles"]
+    x = torch.from_numpy(np.array(small.images)).permute(0, 3, 1, 2)
+    x = to_input(x, small.mean, small.std, 28)
+    with torch.no_grad():
+        z = torch.nn.functional.normalize(backbone(x), dim=1)
+        zt = torch.nn.functional.normalize(tile_representation(backbone, x, **tiling), dim=1)
+    assert np.allclose(got["l2"], (z - zt).norm(dim=1).numpy(), atol=1e-4)
+    assert 0 < got["l2_mean"] < 2
+    other = invariance(backbone, small, 28, transforms=("tiles",), precision="fp32")["tiles"]  # 64 px, gap 2: other tiles
+    assert not np.allclose(other["l2"], got["l2"], atol=1e-3)
+
+
 def test_eval_cli_runs_every_protocol_and_caches_features(tmp_path, capsys):
     assert main(["train", "rotation", f"out_dir={tmp_path}", "name=r", "data.subset=256", "backbone.width=0.125",
                  "train.steps=3", "train.warmup_steps=0", "train.batch_size=32", "train.progress=false"]) == 0
@@ -134,7 +154,7 @@ def test_eval_cli_runs_every_protocol_and_caches_features(tmp_path, capsys):
     assert {"knn_top1", "linear_top1", "clustering", "layers", "invariance", "pretext_acc"} <= set(r)
     assert list(r["layers"]) == ["stem", "block1", "block2", "block3", "block4", "pre_logits"]
     assert set(r["clustering"]) == {"k=10", "k=20"} and 0 <= r["clustering"]["k=10"]["nmi"] <= 1
-    assert set(r["invariance"]) == {"rotation", "jigsaw", "colour", "crop"}
+    assert set(r["invariance"]) == {"rotation", "jigsaw", "colour", "crop", "tiles"}
     assert (run / "invariance.npz").exists()
     cached = sorted(p.name for p in (run / "features").rglob("*.npy"))
     assert "pre_logits__poolnone.npy" in cached and "block2__pool128.npy" in cached

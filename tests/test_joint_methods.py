@@ -124,3 +124,24 @@ def test_builder_sizes_moco_queue_to_the_training_set():
 def test_moco_head_with_bn_option_trains_a_step():
     out = make("moco", proj_bn=True).training_step(batch(8), 0)
     assert torch.isfinite(out.loss)
+
+
+def test_simsiam_predictor_keeps_the_peak_lr_while_the_rest_decays(tmp_path):
+    """SimSiam's predictor is trained at a fixed rate (the loop skips the schedule for groups marked fixed_lr)."""
+    from selfsup.config import load_config
+    from selfsup.train import checkpoint
+    from selfsup.train.loop import train
+
+    method = make("simsiam")
+    groups = build_optimizer("sgd", method, 0.1, 1e-4, fixed_lr=method.fixed_lr_modules()).param_groups
+    fixed = {id(p) for g in groups if g.get("fixed_lr") for p in g["params"]}
+    assert fixed == {id(p) for p in method.predictor.parameters()}
+    assert sum(len(g["params"]) for g in groups) == sum(1 for p in method.parameters() if p.requires_grad)
+    assert not make("simsiam", fix_predictor_lr=False).fixed_lr_modules()
+    cfg = load_config("simsiam", [f"out_dir={tmp_path}", "name=s", "data.subset=64", "backbone.width=0.125",
+                                  "train.steps=4", "train.warmup_steps=1", "train.batch_size=16", "train.lr=0.05",
+                                  "train.progress=false", "method.proj_hidden_dim=32", "method.dim=16",
+                                  "method.pred_hidden_dim=8"])
+    state = checkpoint.load(train(cfg) / "last.pt")
+    lrs = {bool(g.get("fixed_lr")): g["lr"] for g in state["optimizer"]["param_groups"]}
+    assert lrs[True] == 0.05 and lrs[False] < 0.05

@@ -5,6 +5,13 @@ the representation of an image and its transformed version": a pretext task
 that predicts the transformation must keep it in the features, an invariant
 method removes it. Representations are L2-normalized first, so distances of
 different encoders are on the same [0, 2] scale.
+
+Two readings of "its jigsaw-transformed version": "jigsaw" encodes the image
+reassembled from shuffled cells, one input; "tiles" is PIRL's own v_I^t, the
+nine tiles each through the backbone and their representations pooled (the
+mean: a tile's position and order are then irrelevant, so shuffling them
+changes nothing), compared with the whole image's representation. "tiles" is
+the quantity of the paper's Fig. 3, where PIRL is the more invariant.
 """
 from __future__ import annotations
 
@@ -16,6 +23,7 @@ import torch
 from selfsup.augment import ViewAugment, to_input
 from selfsup.backbones.base import Backbone
 from selfsup.data import ImageDataset
+from selfsup.methods.jigsaw import TileMeanBackbone
 
 # uint8 (B, C, H, W) images, their evaluation input (B, 3, S, S), a generator -> the transformed input
 Transform = Callable[[torch.Tensor, torch.Tensor, torch.Generator], torch.Tensor]
@@ -57,39 +65,52 @@ TRANSFORMS: dict[str, Callable[[ImageDataset, int], Transform]] = {
     "colour": _view(crop_scale=(1.0, 1.0), crop_ratio=(1.0, 1.0), flip_p=0.0, jitter_p=1.0, gray_p=0.2),
     "crop": _view(crop_scale=(0.2, 1.0), flip_p=0.5, jitter_p=0.0, gray_p=0.0),
 }
+# not an input transform: the transformed image's representation is the mean of its tiles' (TileMeanBackbone)
+TILES = "tiles"
+NAMES = (*TRANSFORMS, TILES)
 
 
 @torch.no_grad()
 def invariance(backbone: Backbone, dataset: ImageDataset, size: int, *,
-               transforms: tuple[str, ...] = tuple(TRANSFORMS), n: int = 2000, batch_size: int = 256,
-               device: str | torch.device = "cpu", precision: str = "bf16", seed: int = 0) -> dict[str, dict]:
+               transforms: tuple[str, ...] = NAMES, n: int = 2000, batch_size: int = 256,
+               device: str | torch.device = "cpu", precision: str = "bf16", seed: int = 0,
+               tiling: dict | None = None) -> dict[str, dict]:
     """Per transform: L2 and cosine distances between the normalized pre-logits of x and t(x).
+
+    ``tiling``: "tiles" cuts the tiles as this (TileMeanBackbone's keyword
+    arguments: grid, image_size, gap, jitter, standardize), best the method's
+    own training tiling; None takes TileMeanBackbone's defaults.
 
     Returns ``{name: {"l2": array (n,), "cosine": array (n,), "l2_mean": ..., "l2_median": ...,
     "cosine_mean": ...}}`` over the first ``n`` images of ``dataset``.
     """
-    unknown = sorted(set(transforms) - set(TRANSFORMS))
+    unknown = sorted(set(transforms) - set(NAMES))
     if unknown:
-        raise ValueError(f"unknown invariance transform(s) {unknown}; choose from {sorted(TRANSFORMS)}")
+        raise ValueError(f"unknown invariance transform(s) {unknown}; choose from {sorted(NAMES)}")
     device = torch.device(device)
     backbone = backbone.to(device).eval()
     n = min(n, len(dataset))
 
-    def embed(x: torch.Tensor) -> torch.Tensor:
+    def embed(x: torch.Tensor, encoder: torch.nn.Module = backbone) -> torch.Tensor:
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
-            h = backbone(x.contiguous(memory_format=torch.channels_last)).float()
+            h = encoder(x.contiguous(memory_format=torch.channels_last)).float()
         return torch.nn.functional.normalize(h, dim=1)
 
     out = {}
     for name in transforms:
-        transform = TRANSFORMS[name](dataset, size)
+        if name == TILES:
+            tiled = TileMeanBackbone(backbone, **(tiling or {})).eval()
+            transformed = lambda images, x, gen: embed(x, tiled)  # noqa: E731
+        else:
+            transform = TRANSFORMS[name](dataset, size)
+            transformed = lambda images, x, gen: embed(transform(images, x, gen).to(device))  # noqa: E731
         gen = torch.Generator().manual_seed(seed)
         l2, cos = [], []
         for start in range(0, n, batch_size):
             images = torch.from_numpy(np.array(dataset.images[start : min(n, start + batch_size)]))
             images = images.permute(0, 3, 1, 2).to(device)  # uint8 (B, C, H, W)
             x = to_input(images, dataset.mean, dataset.std, size)
-            z, zt = embed(x), embed(transform(images, x, gen).to(device))
+            z, zt = embed(x), transformed(images, x, gen)
             l2.append((z - zt).norm(dim=1).cpu())
             cos.append((1 - (z * zt).sum(1)).cpu())
         l2_all, cos_all = torch.cat(l2).numpy(), torch.cat(cos).numpy()

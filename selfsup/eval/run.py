@@ -177,7 +177,8 @@ def evaluate_run(run_dir: str | Path, protocols: tuple[str, ...] | None = None, 
         results["fewshot"] = out
 
     def invariances():
-        inv = invariance(backbone, test, size, device=device, seed=seed)
+        tiling = {k: cfg.method[k] for k in ("image_size", "gap", "jitter") if k in cfg.method}  # a tiling method's own
+        inv = invariance(backbone, test, size, device=device, seed=seed, tiling=tiling)
         np.savez_compressed(run_dir / f"invariance{suffix}.npz", **{f"{k}_{m}": v[m] for k, v in inv.items() for m in ("l2", "cosine")})
         results["invariance"] = {k: {m: v[m] for m in ("l2_mean", "l2_median", "cosine_mean")} for k, v in inv.items()}
 

@@ -58,6 +58,10 @@ class Method(nn.Module):
         """
         return None
 
+    def fixed_lr_modules(self) -> list[nn.Module]:
+        """Modules trained at the peak learning rate throughout, outside the schedule (SimSiam's predictor)."""
+        return []
+
     def ema_pairs(self) -> list[tuple[nn.Module, nn.Module]]:
         """(online, target) module pairs the loop updates as target = m*target + (1-m)*online."""
         return []

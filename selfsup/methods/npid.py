@@ -6,6 +6,10 @@ a linear layer to a 128-d unit vector v = f(x); "a non-parametric softmax"
 compares it with every stored image vector at temperature 0.07, trained with NCE
 against 4096 noise images drawn from the memory bank (Sec. 3.1-3.2, 4). After the
 step, image i's stored vector moves towards v with momentum 0.5.
+
+``hidden_dim`` replaces the linear layer by a Linear-BN-ReLU-Linear head (as
+MoCo v2's "MLP head"): not the paper's, but short runs learn only with it
+(npid.yaml gives the figures).
 """
 from __future__ import annotations
 
@@ -20,6 +24,7 @@ from selfsup.backbones.base import Backbone
 from selfsup.data.batch import Batch
 from selfsup.losses.nce import estimate_log_z, memory_info_nce, nce_loss
 from selfsup.methods.base import Method, StepOutput
+from selfsup.nn import mlp
 from selfsup.nn.memory_bank import MemoryBank
 
 
@@ -34,13 +39,14 @@ class NPID(Method):
         num_negatives: int = 4096,  # capped at num_samples - 1
         momentum: float = 0.5,  # memory-bank momentum
         loss: Literal["nce", "infonce"] = "nce",  # the paper's NCE, or the softmax over positive + negatives
+        hidden_dim: int | None = None,  # None: the paper's linear head; an int: a Linear-BN-ReLU-Linear MLP head
     ):
         super().__init__(backbone)
         if num_negatives < 1:
             raise ValueError(f"num_negatives must be >= 1, got {num_negatives}")
         self.augment = augment
         self.temperature, self.loss = temperature, loss
-        self.head = nn.Linear(backbone.out_dim, embedding_dim)
+        self.head = nn.Linear(backbone.out_dim, embedding_dim) if hidden_dim is None else mlp(backbone.out_dim, hidden_dim, embedding_dim)
         self.memory = MemoryBank(num_samples, embedding_dim, momentum)
         self.num_negatives = min(num_negatives, num_samples - 1)
         self.register_buffer("log_z", torch.tensor(float("nan")))  # NCE's log Z, estimated on the first batch

@@ -19,6 +19,10 @@ permutation of the nine tiles per image.
 ``transform``: "jigsaw" (the paper's main model), "rotation" (I^t rotated by
 0/90/180/270 degrees, g a linear head; the paper's Sec. 5 extension), or
 "both", whose transformed-view term is the mean of the two NCE terms.
+
+``hidden_dim`` makes f and the per-tile projection of g Linear-BN-ReLU-Linear
+MLPs: not the paper's linear heads; NPID's short runs learn only with such a
+head (npid.yaml gives the figures), PIRL's with it are not measured yet.
 """
 from __future__ import annotations
 
@@ -35,6 +39,7 @@ from selfsup.backbones.base import Backbone
 from selfsup.data.batch import Batch
 from selfsup.losses.nce import estimate_log_z, memory_info_nce, nce_loss
 from selfsup.methods.base import Method, StepOutput
+from selfsup.nn import mlp
 from selfsup.nn.memory_bank import MemoryBank
 
 
@@ -48,16 +53,22 @@ def random_rotation(x: torch.Tensor) -> torch.Tensor:
     return out
 
 
+def head(in_dim: int, dim: int, hidden_dim: int | None = None) -> nn.Module:
+    """The paper's linear projection, or (``hidden_dim``) a Linear-BN-ReLU-Linear MLP."""
+    return nn.Linear(in_dim, dim) if hidden_dim is None else mlp(in_dim, hidden_dim, dim)
+
+
 class JigsawHead(nn.Module):
     """g for jigsaw: a linear map per tile (shared), the nine concatenated in their shuffled order, a linear map."""
 
-    def __init__(self, in_dim: int, dim: int, tiles: int = 9):
+    def __init__(self, in_dim: int, dim: int, tiles: int = 9, hidden_dim: int | None = None):
         super().__init__()
-        self.tile = nn.Linear(in_dim, dim)
+        self.tile = head(in_dim, dim, hidden_dim)
         self.mix = nn.Linear(tiles * dim, dim)
 
     def forward(self, feats: torch.Tensor) -> torch.Tensor:  # (B, T, D) -> (B, dim)
-        return self.mix(self.tile(feats).flatten(1))
+        b, t, _ = feats.shape
+        return self.mix(self.tile(feats.flatten(0, 1)).view(b, t, -1).flatten(1))  # (B*T, D) -> (B, T, dim) -> (B, T*dim)
 
 
 class PIRL(Method):
@@ -76,6 +87,7 @@ class PIRL(Method):
         image_size: int | None = 64,  # jigsaw: views resized to this before tiling (None: keep their size)
         gap: int = 2,  # jigsaw: least pixels between neighbouring tiles
         jitter: int = 2,  # jigsaw: random shift of each tile inside its cell
+        hidden_dim: int | None = None,  # None: the paper's linear f and per-tile g; an int: MLP heads of that width
     ):
         super().__init__(backbone)
         if not 0.0 <= loss_weight <= 1.0:
@@ -88,9 +100,9 @@ class PIRL(Method):
         self.loss_weight, self.num_negatives = loss_weight, n_neg
         self.image_size, self.gap, self.jitter = image_size, gap, jitter
         d = backbone.out_dim
-        self.f = nn.Linear(d, embedding_dim)
-        self.g_jigsaw = JigsawHead(d, embedding_dim) if transform in ("jigsaw", "both") else None
-        self.g_rotation = nn.Linear(d, embedding_dim) if transform in ("rotation", "both") else None
+        self.f = head(d, embedding_dim, hidden_dim)
+        self.g_jigsaw = JigsawHead(d, embedding_dim, hidden_dim=hidden_dim) if transform in ("jigsaw", "both") else None
+        self.g_rotation = head(d, embedding_dim, hidden_dim) if transform in ("rotation", "both") else None
         if self.g_jigsaw is not None:
             tile_grid_boxes(1, image_size or augment.size, 3, gap, jitter)  # fail now if the tiles do not fit
         self.memory = MemoryBank(num_samples, embedding_dim, momentum)

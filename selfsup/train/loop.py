@@ -68,7 +68,7 @@ def train(cfg: RunConfig, resume: bool = False) -> Path:
         method = method.to(memory_format=torch.channels_last)
     model = distributed.wrap(method, device, t.sync_bn, t.find_unused_parameters)  # DDP when world_size > 1
     distributed.seed_this_rank(t.seed)  # each rank its own augmentations (no-op in one process)
-    optimizer = build_optimizer(t.optimizer, method, t.lr, t.weight_decay, t.momentum)
+    optimizer = build_optimizer(t.optimizer, method, t.lr, t.weight_decay, t.momentum, method.fixed_lr_modules())
     lrs = warmup_cosine(t.lr, t.steps, t.warmup_steps, final=t.min_lr)
     ema_base = method.ema_momentum()
     ema_m = ema_momentum(ema_base, t.steps) if ema_base is not None else None
@@ -112,7 +112,7 @@ def train(cfg: RunConfig, resume: bool = False) -> Path:
     seen, t_window = 0, time.perf_counter()
     for step in range(start, t.steps):
         for group in optimizer.param_groups:
-            group["lr"] = float(lrs[step])
+            group["lr"] = t.lr if group.get("fixed_lr") else float(lrs[step])  # fixed: SimSiam's predictor
         if loader.position == 0:  # this step opens an epoch: per-epoch state and sampling weights (Method.on_epoch_start)
             loader.set_weights(method.on_epoch_start(loader.epoch, dataset, device))
             method.train()  # the hook may have extracted features in eval mode

@@ -39,20 +39,21 @@ class LARS(torch.optim.Optimizer):
                 p.add_(buf, alpha=-group["lr"])
 
 
-def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
-    """Two groups: weights (decayed, LARS-adapted) and biases/norm parameters (neither)."""
-    decay, no_decay = [], []
+def param_groups(model: nn.Module, weight_decay: float, fixed_lr: Iterable[nn.Module] = ()) -> list[dict]:
+    """Weights (decayed, LARS-adapted) and biases/norm parameters (neither); those of ``fixed_lr`` modules in
+    groups of their own marked ``fixed_lr`` (the loop keeps them at the peak rate, outside the schedule)."""
+    fixed = {id(p) for m in fixed_lr for p in m.parameters()}
+    groups: dict[tuple[bool, bool], list] = {(d, f): [] for f in (False, True) for d in (True, False)}
     for p in model.parameters():
         if p.requires_grad:
-            (no_decay if p.ndim <= 1 else decay).append(p)
-    return [
-        {"params": decay, "weight_decay": weight_decay, "lars": True},
-        {"params": no_decay, "weight_decay": 0.0, "lars": False},
-    ]
+            groups[(p.ndim > 1, id(p) in fixed)].append(p)
+    return [{"params": ps, "weight_decay": weight_decay if decay else 0.0, "lars": decay, **({"fixed_lr": True} if f else {})}
+            for (decay, f), ps in groups.items() if ps or not f]
 
 
-def build_optimizer(name: str, model: nn.Module, lr: float, weight_decay: float, momentum: float = 0.9) -> torch.optim.Optimizer:
-    groups = param_groups(model, weight_decay)
+def build_optimizer(name: str, model: nn.Module, lr: float, weight_decay: float, momentum: float = 0.9,
+                    fixed_lr: Iterable[nn.Module] = ()) -> torch.optim.Optimizer:
+    groups = param_groups(model, weight_decay, fixed_lr)
     if name == "sgd":
         for g in groups:
             g.pop("lars")
