@@ -8,11 +8,13 @@ from torch import nn
 
 from selfsup.augment import to_input
 from selfsup.backbones import build_backbone
+from selfsup.augment.lab import lightness_input
 from selfsup.cli import main
 from selfsup.data import load_dataset
 from selfsup.eval.invariance import invariance, shuffle_tiles
 from selfsup.methods.jigsaw import tile_representation
 from selfsup.eval.layers import layer_probes, pooled_features
+from selfsup.eval.run import backbone_features
 from selfsup.eval.supervised import balanced_subset, finetune, holdout_split, lr_schedule, sgd_probe
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -173,5 +175,9 @@ def test_eval_cli_runs_every_protocol_and_caches_features(tmp_path, capsys):
 def test_an_l_only_encoder_is_fed_the_lightness_channel(fmnist):
     train, _ = fmnist
     backbone = build_backbone("resnet18_v1", width=0.125, in_channels=1)
-    feats = pooled_features(backbone, None, precision="fp32", size=28)(train.subset(range(8)), ("pre_logits",))
+    few = train.subset(range(8))
+    feats = pooled_features(backbone, None, precision="fp32", size=28)(few, ("pre_logits",))
     assert feats["pre_logits"].shape == (8, backbone.out_dim) and torch.isfinite(feats["pre_logits"]).all()
+    # kNN's path (evaluate_backbone) reads the same input: it used to feed the 3-channel to_input and fail
+    expected = backbone.eval()(lightness_input(torch.from_numpy(few.images).permute(0, 3, 1, 2).contiguous()))
+    assert torch.allclose(backbone_features(backbone, few, 28, precision="fp32"), expected, atol=1e-5)

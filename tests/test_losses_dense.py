@@ -8,7 +8,8 @@ from selfsup.augment import ViewAugment
 from selfsup.backbones import build_backbone
 from selfsup.data import Batch
 from selfsup.methods import build_method
-from selfsup.methods.colorization import rebalanced_cross_entropy
+from selfsup.registry import ConfigError
+from selfsup.methods.colorization import pixel_grid, rebalanced_cross_entropy
 from selfsup.methods.inpainting import adversarial_terms, masked_l2
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -94,3 +95,34 @@ def test_colorization_needs_a_one_channel_backbone_and_keeps_its_bin_counts_in_t
 
 def backbone_dim(method):
     return method.backbone.out_dim
+
+
+def test_the_pre_logits_bottleneck_makes_the_reconstruction_a_function_of_the_pooled_representation_alone():
+    torch.manual_seed(0)
+    method = build_method("inpainting", backbone=build_backbone("resnet18_v1", stem="small", width=0.125),
+                          augment=ViewAugment(16), bottleneck="pre_logits").eval()
+    x, mask = torch.randn(2, 3, 16, 16), method.make_masks(2, 16, "cpu")
+    rec, pre_logits = method.reconstruct(x, mask)
+    torch.testing.assert_close(rec, method.decoder(method.bridge(pre_logits)))  # the decoder reads only (B, D)
+    assert method.bridge(pre_logits).shape == (2, *method.backbone.feature_shapes(16)["block4"])
+    with pytest.raises(ConfigError, match="bottleneck"):
+        build_method("inpainting", backbone=build_backbone("resnet18_v1", width=0.125), augment=ViewAugment(16),
+                     bottleneck="wormhole")
+
+
+def test_a_global_layer_in_the_hypercolumn_is_the_same_at_every_pixel():
+    torch.manual_seed(0)
+    backbone = build_backbone("resnet18_v1", stem="small", width=0.125, in_channels=1)
+    method = build_method("colorization", backbone=backbone, augment=ViewAugment(16, jitter_p=0.0, gray_p=0.0),
+                          layers=("block1", "pre_logits")).eval()
+    lightness = torch.rand(2, 1, 16, 16) * 2 - 1
+    # the head's first 1x1 conv sees block1 (its first C1 inputs) then pre_logits: keep only the latter
+    c1 = backbone.feature_shapes(16)["block1"][0]
+    with torch.no_grad():
+        method.head[0].weight[:, :c1] = 0
+    logits, pre_logits = method.hypercolumns(lightness, pixel_grid(torch.arange(256).expand(2, -1), 16, 16))
+    assert logits.shape == (2, len(method.centers), 256, 1)
+    torch.testing.assert_close(logits, logits[:, :, :1].expand_as(logits))  # every pixel gets the same prediction
+    other = method.hypercolumns(lightness.flip(0), pixel_grid(torch.arange(256).expand(2, -1), 16, 16))[0]
+    torch.testing.assert_close(other, logits.flip(0))
+    assert not torch.allclose(logits[0], logits[1])  # and it depends on the image, through pre_logits

@@ -7,17 +7,16 @@ from __future__ import annotations
 
 import json
 import time
-from functools import partial
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from selfsup.augment import to_input
 from selfsup.backbones.base import Backbone
 from selfsup.data import ImageDataset
 from selfsup.eval.features import extract_features
 from selfsup.eval.knn import knn_accuracy
+from selfsup.eval.layers import eval_transform
 from selfsup.eval.linear import evaluate as evaluate_probe
 from selfsup.eval.linear import fit_linear_probe
 from selfsup.eval.clustering import cluster_scores
@@ -41,9 +40,8 @@ def score_features(train_x: torch.Tensor, train_y: np.ndarray, test_x: torch.Ten
 
 def backbone_features(backbone: Backbone, dataset: ImageDataset, size: int, device: torch.device | str = "cpu",
                       batch_size: int = 512, precision: str = "bf16") -> torch.Tensor:
-    transform = partial(to_input, mean=dataset.mean, std=dataset.std, size=size)
-    return extract_features(backbone.to(device), dataset.images, transform, batch_size=batch_size,
-                            device=device, precision=precision)["pre_logits"]
+    return extract_features(backbone.to(device), dataset.images, eval_transform(backbone, dataset, size),
+                            batch_size=batch_size, device=device, precision=precision)["pre_logits"]
 
 
 def evaluate_backbone(backbone: Backbone, train: ImageDataset, test: ImageDataset, size: int, **kw) -> dict:

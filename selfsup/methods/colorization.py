@@ -58,7 +58,9 @@ class Colorization(Method):
     ):
         """Args:
         layers: backbone features concatenated (upsampled to the input size) into
-            the hypercolumn; any spatial ``backbone.feature_names``.
+            the hypercolumn; any of ``backbone.feature_names``. ``pre_logits`` is
+            global and joins every pixel's column as it is, as Larsson et al.'s
+            hypercolumn reaches up to VGG's fully-connected fc7.
         hidden_dim: width of the 1x1-conv head on the hypercolumn.
         pixels_per_image: the loss is computed at this many random pixels of each
             image: Larsson et al. train on a sparse random sample of pixels rather
@@ -69,8 +71,6 @@ class Colorization(Method):
             raise ValueError(f"colorization feeds the L channel only: set backbone.in_channels: 1 "
                              f"(got in_channels={getattr(backbone, 'in_channels', 3)})")
         layers = backbone.check_feature_names(tuple(layers))
-        if "pre_logits" in layers:
-            raise ValueError(f"layers must be spatial features, got {layers!r}")
         self.augment = augment
         self.layers = layers
         if pixels_per_image is not None and pixels_per_image < 1:
@@ -82,7 +82,7 @@ class Colorization(Method):
         self.register_buffer("centers", ab_gamut_bins(bin_size))  # (Q, 2) in-gamut ab bin centres
         self.register_buffer("bin_counts", torch.zeros(len(self.centers), dtype=torch.float64))  # targets seen so far
         shapes = backbone.feature_shapes(augment.size)
-        channels = sum(shapes[name][0] for name in layers)
+        channels = sum(shapes[name][0] for name in layers)  # pre_logits: (D,), its D channels
         self.head = nn.Sequential(
             nn.Conv2d(channels, hidden_dim, 1, bias=False), nn.BatchNorm2d(hidden_dim), nn.ReLU(inplace=True),
             nn.Conv2d(hidden_dim, len(self.centers), 1),
@@ -96,9 +96,13 @@ class Colorization(Method):
         """
         feats = self.backbone.features(lightness.contiguous(memory_format=torch.channels_last),
                                        (*self.layers, "pre_logits"))
-        column = torch.cat([F.grid_sample(feats[name].float(), grid, mode="bilinear",
-                                          padding_mode="border", align_corners=False)
-                            for name in self.layers], dim=1)  # (B, sum C, *grid)
+
+        def at_points(f: torch.Tensor) -> torch.Tensor:  # (B, C, H, W) or global (B, C) -> (B, C, *grid)
+            if f.ndim == 2:
+                return f.float()[:, :, None, None].expand(-1, -1, *grid.shape[1:3])
+            return F.grid_sample(f.float(), grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+        column = torch.cat([at_points(feats[name]) for name in self.layers], dim=1)  # (B, sum C, *grid)
         return self.head(column), feats["pre_logits"]
 
     def training_step(self, batch: Batch, step: int) -> StepOutput:

@@ -7,6 +7,13 @@ fully-connected layer that lets every position of a feature map see every
 other (Sec. 3.1); the loss is lambda_rec L_rec + lambda_adv L_adv with
 lambda_rec = 0.999 and lambda_adv = 0.001 (Sec. 3.2 and 4).
 
+The paper's feature-learning encoder (AlexNet to pool5) meets the decoder through
+that channel-wise layer; its released inpainting code instead squeezes the
+encoder to one vector (a 4000-unit bottleneck) that the decoder unfolds.
+``bottleneck="pre_logits"`` is that variant on our backbones: the decoder reads
+the pooled pre-logits, the representation every evaluation reads, so what the
+hole needs must pass through it.
+
 The loop has one optimizer and one backward, so both players' terms go into
 one loss and each player only gets its own gradients: the generator's
 adversarial term reads the discriminator through detached parameters
@@ -96,6 +103,18 @@ def discriminator(in_channels: int, width: int) -> nn.Sequential:
     )
 
 
+class VectorToMap(nn.Module):
+    """A (B, D) vector -> (B, C, H, W) map by one fully-connected layer: the decoder's start from a bottleneck."""
+
+    def __init__(self, dim: int, channels: int, height: int, width: int):
+        super().__init__()
+        self.shape = (channels, height, width)
+        self.fc = nn.Linear(dim, channels * height * width)
+
+    def forward(self, v: torch.Tensor) -> torch.Tensor:
+        return self.fc(v).view(v.shape[0], *self.shape)
+
+
 class Inpainting(Method):
     def __init__(
         self,
@@ -108,7 +127,7 @@ class Inpainting(Method):
         disc_weight: float = 1.0,  # the discriminator's own loss, as its own optimiser would see it
         overlap: int = 0,  # width in pixels of the visible band around the hole also reconstructed
         overlap_weight: float = 10.0,  # the paper weights the overlap band 10x
-        channel_fc: bool = True,
+        bottleneck: Literal["channel_fc", "pre_logits", "none"] = "channel_fc",
         decoder_width: int = 32,
         disc_width: int = 32,
     ):
@@ -121,9 +140,12 @@ class Inpainting(Method):
         self.mask, self.mask_fraction = mask, mask_fraction
         self.rec_weight, self.adv_weight, self.disc_weight = rec_weight, adv_weight, disc_weight
         self.overlap, self.overlap_weight = overlap, overlap_weight
-        self.layer = backbone.feature_names[-2]  # the last spatial block
-        c, h, w = backbone.feature_shapes(augment.size)[self.layer]
-        self.channel_fc = ChannelwiseFC(c, h, w) if channel_fc else nn.Identity()
+        self.bottleneck = bottleneck
+        # the decoder reads the last spatial block (its own map, or one unfolded from the pooled pre-logits)
+        self.layer = "pre_logits" if bottleneck == "pre_logits" else backbone.feature_names[-2]
+        c, h, w = backbone.feature_shapes(augment.size)[backbone.feature_names[-2]]
+        self.bridge = {"channel_fc": lambda: ChannelwiseFC(c, h, w), "none": nn.Identity,
+                       "pre_logits": lambda: VectorToMap(backbone.out_dim, c, h, w)}[bottleneck]()
         self.decoder = decoder(c, h, 3, augment.size, decoder_width)
         self.disc = discriminator(3, disc_width)
 
@@ -139,7 +161,7 @@ class Inpainting(Method):
         """Image (B, 3, S, S) and mask (B, 1, S, S) -> reconstruction (B, 3, S, S) and pre-logits (B, D)."""
         hidden = x * (1 - mask)  # the hole filled with 0, the data set's mean colour after normalisation
         feats = self.backbone.features(hidden.contiguous(memory_format=torch.channels_last), (self.layer, "pre_logits"))
-        return self.decoder(self.channel_fc(feats[self.layer])), feats["pre_logits"]
+        return self.decoder(self.bridge(feats[self.layer])), feats["pre_logits"]  # (B, 3, S, S), (B, D)
 
     def losses(self, x: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:
         """The three terms for images x (B, 3, S, S): reconstruction, generator's and discriminator's adversarial."""
