@@ -37,6 +37,10 @@ CASES = {
                 "method.temperature=0.2"], 0.8),  # 71.35 (+1.60)
     "barlow_twins": (["train.steps=150", "train.batch_size=128", "train.optimizer=lars", "train.lr=2.0"], 0.75),  # 71.25 (+1.50)
     "vicreg": (["train.steps=150", "train.batch_size=128", "train.optimizer=sgd", "train.lr=0.05"], 1.5),  # 72.80 (+3.05)
+    # 2k images (a bank refreshed every 16 steps) and an MLP head: 63.70 vs 61.20 at random init (+2.50). The
+    # paper's linear head and 10k images lose to random init in 150 steps (npid.yaml gives the figures).
+    "npid": (["data.subset=2000", "train.steps=150", "train.batch_size=128", "train.lr=0.3",
+              "method.temperature=0.2", "method.hidden_dim=512"], 1.25),
     # 2 x 28 px + 4 x 14 px crops. SwAV measured kNN 71.00 vs 69.75 (lr 0.5 gave 68.90, 0.2 gave 70.70).
     "swav": (["train.steps=150", "train.batch_size=128", "train.lr=0.1", "method.n_prototypes=30",
               "method.freeze_prototypes_steps=20"], 0.75),
@@ -44,6 +48,21 @@ CASES = {
     "dino": (["train.steps=300", "train.batch_size=128", "train.lr=0.3", "method.momentum=0.99",
               "method.freeze_last_layer_steps=20"], 0.75),
 }
+
+
+_random_init_knn: dict[str, float] = {}  # per (backbone, tiling, data) config: cases share the baseline
+
+
+def random_init_knn(cfg, options, train_ds, test_ds) -> float:
+    """kNN of the randomly initialized backbone, computed once per worker for each backbone configuration."""
+    key = repr((cfg.backbone, cfg.data, cfg.train.seed, options.get("tiles")))
+    if key not in _random_init_knn:
+        torch.manual_seed(cfg.train.seed)
+        backbone = make_backbone(cfg).eval()
+        if "tiles" in options:
+            backbone = TileMeanBackbone(backbone, **options["tiles"]).eval()
+        _random_init_knn[key] = evaluate_backbone(backbone, train_ds, test_ds, 28, linear=False)["knn_top1"]
+    return _random_init_knn[key]
 
 
 @pytest.mark.parametrize("method", sorted(CASES))
@@ -56,14 +75,13 @@ def test_trained_features_beat_random_init_on_knn(method, tmp_path):
     train_ds = load_train_data(cfg)
     test_ds = load_train_data(cfg, split="test").subset(range(2000))
     trained, _ = load_backbone(run)
-    torch.manual_seed(cfg.train.seed)
-    random_init = make_backbone(cfg).eval()
     if "tiles" in options:
-        trained, random_init = (TileMeanBackbone(b, **options["tiles"]).eval() for b in (trained, random_init))
+        trained = TileMeanBackbone(trained, **options["tiles"]).eval()
     if "min_pretext_acc" in options:
         records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
         last = [r["pretext_acc"] for r in records if r["step"] > cfg.train.steps - 50]
         assert sum(last) / len(last) > options["min_pretext_acc"], f"{method}: pretext accuracy {last}"
     learned = evaluate_backbone(trained, train_ds, test_ds, 28, linear=False)["knn_top1"]
-    baseline = evaluate_backbone(random_init, train_ds, test_ds, 28, linear=False)["knn_top1"]
+    baseline = random_init_knn(cfg, options, train_ds, test_ds)
     assert learned > baseline + margin, f"{method}: kNN {learned:.2f} vs random init {baseline:.2f}"
+

@@ -10,8 +10,14 @@ Two readings of "its jigsaw-transformed version": "jigsaw" encodes the image
 reassembled from shuffled cells, one input; "tiles" is PIRL's own v_I^t, the
 nine tiles each through the backbone and their representations pooled (the
 mean: a tile's position and order are then irrelevant, so shuffling them
-changes nothing), compared with the whole image's representation. "tiles" is
-the quantity of the paper's Fig. 3, where PIRL is the more invariant.
+changes nothing), compared with the whole image's representation.
+
+Measured on Fashion-MNIST (width-0.25 ResNet-18, 100-300 steps of 64 images,
+28 px tiles; PIRL vs the jigsaw pretext with the same budget): on "tiles" PIRL
+is the LESS invariant in every run (mean L2 1.13-1.32 vs 0.82-0.88): its heads
+f and g, not the backbone's tile mean, are trained to match the image. On
+"jigsaw" PIRL was the more invariant in three runs (0.12-0.20 vs 0.20-0.24)
+and the less in a fourth (0.22 vs 0.20): at this scale the order is not stable.
 """
 from __future__ import annotations
 
