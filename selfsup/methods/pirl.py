@@ -21,8 +21,8 @@ permutation of the nine tiles per image.
 "both", whose transformed-view term is the mean of the two NCE terms.
 
 ``hidden_dim`` makes f and the per-tile projection of g Linear-BN-ReLU-Linear
-MLPs: not the paper's linear heads; NPID's short runs learn only with such a
-head (npid.yaml gives the figures), PIRL's with it are not measured yet.
+MLPs: not the paper's linear heads, but short runs learn only with them
+(pirl.yaml and npid.yaml give the figures).
 """
 from __future__ import annotations
 
