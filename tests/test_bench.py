@@ -29,6 +29,20 @@ def test_speed_counts_each_methods_backbone_inputs(results):
         assert r["view_sizes"] == ["28x28"] and r["precision"] == "fp32" and r["compile"] == "off"
 
 
+def test_calls_through_features_are_counted_with_their_channels():
+    """Colorization calls ``backbone.features`` (not forward) on its 1-channel L input."""
+    from selfsup.data.batch import Batch
+    from selfsup.train.build import load_train_data, make_method
+
+    cfg = load_config("colorization", ["data.subset=8", "backbone.width=0.125"])
+    data = load_train_data(cfg)
+    method = make_method(cfg, data).train()
+    images = torch.from_numpy(data.images[:4]).permute(0, 3, 1, 2).contiguous()
+    calls = bench.backbone_calls(method, Batch(images, torch.arange(4)), None)
+    assert [(c.n, c.channels, c.grad) for c in calls] == [(4, 1, True)]
+    assert "features" not in vars(method.backbone)  # the counting wrapper is gone afterwards
+
+
 def test_rates_ratio_and_flops_follow_from_the_counted_inputs_and_the_step_times(results):
     from selfsup.backbones import build_backbone
 

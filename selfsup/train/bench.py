@@ -52,32 +52,35 @@ class BackboneCall:
     height: int
     width: int
     grad: bool  # back-propagated (online encoder) or not (EMA target, key encoder)
+    channels: int = 3  # 1 for colorization's L-only encoder
 
 
 def backbone_calls(method: Method, batch: Batch, amp: torch.dtype | None) -> list[BackboneCall]:
-    """Every top-level Backbone forward of one ``method`` step, counted by hooks, not assumed."""
+    """Every top-level Backbone call of one ``method`` step (forward or ``features``), counted, not assumed."""
     calls: list[BackboneCall] = []
     depth = 0
 
-    def before(module, args) -> None:
-        nonlocal depth
-        if depth == 0:
-            x = args[0]  # (n, C, H, W)
-            calls.append(BackboneCall(x.shape[0], x.shape[-2], x.shape[-1], torch.is_grad_enabled()))
-        depth += 1
+    def counted(features):
+        def wrapper(x, *args, **kwargs):
+            nonlocal depth
+            if depth == 0:  # forward calls features: count the outer call only
+                calls.append(BackboneCall(x.shape[0], x.shape[-2], x.shape[-1], torch.is_grad_enabled(), x.shape[1]))
+            depth += 1
+            try:
+                return features(x, *args, **kwargs)
+            finally:
+                depth -= 1
+        return wrapper
 
-    def after(module, args, output) -> None:
-        nonlocal depth
-        depth -= 1
-
-    hooks = [h for m in method.modules() if isinstance(m, Backbone)
-             for h in (m.register_forward_pre_hook(before), m.register_forward_hook(after))]
+    backbones = [m for m in method.modules() if isinstance(m, Backbone)]
+    for m in backbones:
+        m.features = counted(m.features)  # an instance attribute shadows the class's method
     try:
         with _autocast(batch.images.device, amp):
             method(batch, 0)  # a forward only: no backward, no optimizer step
     finally:
-        for h in hooks:
-            h.remove()
+        for m in backbones:
+            del m.features
     return calls
 
 
@@ -139,7 +142,7 @@ def measure_speed(cfg: RunConfig, steps: int = 10, warmup: int = 2, precision: s
             _ema_update(pairs, 0.99)
 
     bare_opt = build_optimizer("sgd", bare, lr=0.01, weight_decay=1e-4)
-    inputs = [torch.randn(c.n, 3, c.height, c.width, device=device).contiguous(memory_format=fmt) for c in calls]
+    inputs = [torch.randn(c.n, c.channels, c.height, c.width, device=device).contiguous(memory_format=fmt) for c in calls]
 
     def bare_step() -> None:
         losses = []
