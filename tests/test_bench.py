@@ -109,3 +109,8 @@ def test_speed_command_prints_markdown_and_writes_json(tmp_path, capsys):
 def test_speed_rejects_zero_steps():
     with pytest.raises(ValueError, match="steps"):
         measure_speed(load_config("rotation", TINY), steps=0)
+
+
+def test_speed_runs_the_epoch_hook_first_so_deepcluster_has_pseudo_labels():
+    r = measure_speed(load_config("deepcluster", [*TINY, "method.num_clusters=4"]), steps=1, warmup=1, matmul_seconds=0.01)
+    assert r["backbone_inputs_per_step"] == 4 and r["images_per_s"] > 0

@@ -121,7 +121,9 @@ def measure_speed(cfg: RunConfig, steps: int = 10, warmup: int = 2, precision: s
 
     dataset = load_train_data(cfg)
     torch.manual_seed(t.seed)
-    method = make_method(cfg, dataset).to(device).to(memory_format=fmt).train()
+    method = make_method(cfg, dataset).to(device).to(memory_format=fmt)
+    method.on_epoch_start(0, dataset, device)  # per-epoch state a step needs (DeepCluster's pseudo-labels); not timed
+    method.train()
     batch = next(iter(make_loader(cfg, dataset, device)))
     calls = backbone_calls(method, batch, amp)
     bare = copy.deepcopy(method.backbone)  # the same architecture and weights, outside the method
