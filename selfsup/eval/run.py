@@ -54,7 +54,7 @@ def evaluate_backbone(backbone: Backbone, train: ImageDataset, test: ImageDatase
 
 def pixel_features(dataset: ImageDataset, mean, std) -> torch.Tensor:
     """Raw pixels (N, H*W*C), standardized per channel: the baseline every representation must beat."""
-    x = torch.from_numpy(np.asarray(dataset.images)).float().div_(255)  # (N, H, W, C)
+    x = torch.from_numpy(np.array(dataset.images)).float().div_(255)  # (N, H, W, C); a copy: the cache is read-only
     return ((x - torch.tensor(mean)) / torch.tensor(std)).flatten(1)
 
 
