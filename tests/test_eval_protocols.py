@@ -181,3 +181,28 @@ def test_an_l_only_encoder_is_fed_the_lightness_channel(fmnist):
     # kNN's path (evaluate_backbone) reads the same input: it used to feed the 3-channel to_input and fail
     expected = backbone.eval()(lightness_input(torch.from_numpy(few.images).permute(0, 3, 1, 2).contiguous()))
     assert torch.allclose(backbone_features(backbone, few, 28, precision="fp32"), expected, atol=1e-5)
+
+
+
+def test_sgd_finetune_and_invariance_accept_an_l_only_encoder(fmnist):
+    """They augment RGB; the wrapped L-only encoder reads it as L (it crashed on 3 channels)."""
+    from selfsup.methods.colorization import LightnessBackbone, rgb_input
+
+    train, test = fmnist
+    few, few_test = train.subset(range(64)), test.subset(range(32))
+    backbone = rgb_input(build_backbone("resnet18_v1", width=0.125, in_channels=1), train.mean, train.std)
+    assert isinstance(backbone, LightnessBackbone) and rgb_input(backbone, train.mean, train.std) is backbone
+    assert 0 <= sgd_probe(backbone, few, few_test, 28, steps=2, batch_size=16, lrs=(0.1,)).top1 <= 100
+    assert 0 <= finetune(backbone, few, few_test, 28, steps=2, batch_size=16)["top1"] <= 100
+    inv = invariance(backbone, few_test, 28, n=16, tiling=dict(image_size=None, gap=1, jitter=1))
+    assert all(0 <= v["l2_mean"] <= 2 for v in inv.values()) and len(inv) == 5
+
+
+def test_eval_cli_wraps_an_l_only_colorization_encoder(tmp_path):
+    assert main(["train", "colorization", f"out_dir={tmp_path}", "name=c", "data.name=fashion_mnist",
+                 "data.subset=256", "backbone.width=0.125", "train.steps=2", "train.warmup_steps=0",
+                 "train.batch_size=16", "train.progress=false"]) == 0
+    run = tmp_path / "c"
+    assert main(["eval", str(run), "--protocol", "knn", "invariance", "--train-subset", "200"]) == 0
+    r = json.loads((run / "eval.json").read_text())
+    assert 0 <= r["knn_top1"] <= 100 and set(r["invariance"]) == {"rotation", "jigsaw", "colour", "crop", "tiles"}

@@ -11,35 +11,21 @@ from functools import partial
 import torch
 
 from selfsup.augment import to_input
-from selfsup.augment.convert import resize_center
-from selfsup.augment.lab import lightness_input
 from selfsup.backbones.base import Backbone
 from selfsup.data import ImageDataset
 from selfsup.eval.features import extract_features
 from selfsup.eval.linear import evaluate, fit_linear_probe
+from selfsup.methods.colorization import rgb_input
 
 
 def pooled_features(backbone: Backbone, pool_to: int | None, device: str | torch.device = "cpu",
                     precision: str = "bf16", size: int | None = None):
     """``extract(dataset, layers) -> {layer: (N, D)}``, every requested layer read in one pass over the images."""
     def extract(dataset: ImageDataset, layers: tuple[str, ...]) -> dict[str, torch.Tensor]:
-        return extract_features(backbone.to(device), dataset.images, eval_transform(backbone, dataset, size),
+        transform = partial(to_input, mean=dataset.mean, std=dataset.std, size=size)
+        return extract_features(rgb_input(backbone, dataset.mean, dataset.std).to(device), dataset.images, transform,
                                 layers=tuple(layers), device=device, precision=precision, pool_to=pool_to)
     return extract
-
-
-def eval_transform(backbone: Backbone, dataset: ImageDataset, size: int | None):
-    """uint8 (B, C, H, W) -> the backbone's input: normalised RGB, or L / 50 - 1 for an L-only encoder.
-
-    An L-only (colorization) encoder, ``in_channels == 1``, reads Lab's L channel
-    exactly as it was trained; every other backbone gets ``to_input``.
-    """
-    if getattr(backbone, "in_channels", 3) == 1:
-        def lightness(x: torch.Tensor) -> torch.Tensor:
-            x = lightness_input(x)  # (B, 1, H, W)
-            return x if size is None else resize_center(x, size)
-        return lightness
-    return partial(to_input, mean=dataset.mean, std=dataset.std, size=size)
 
 
 def layer_probes(train_f: dict[str, torch.Tensor], train_y, test_f: dict[str, torch.Tensor], test_y,

@@ -7,20 +7,22 @@ from __future__ import annotations
 
 import json
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from selfsup.augment import to_input
 from selfsup.backbones.base import Backbone
 from selfsup.data import ImageDataset
 from selfsup.eval.features import extract_features
 from selfsup.eval.knn import knn_accuracy
-from selfsup.eval.layers import eval_transform
 from selfsup.eval.linear import evaluate as evaluate_probe
 from selfsup.eval.linear import fit_linear_probe
 from selfsup.eval.clustering import cluster_scores
 from selfsup.eval.monitors import embedding_std, rankme
+from selfsup.methods.colorization import rgb_input
 
 
 def score_features(train_x: torch.Tensor, train_y: np.ndarray, test_x: torch.Tensor, test_y: np.ndarray,
@@ -40,7 +42,8 @@ def score_features(train_x: torch.Tensor, train_y: np.ndarray, test_x: torch.Ten
 
 def backbone_features(backbone: Backbone, dataset: ImageDataset, size: int, device: torch.device | str = "cpu",
                       batch_size: int = 512, precision: str = "bf16") -> torch.Tensor:
-    return extract_features(backbone.to(device), dataset.images, eval_transform(backbone, dataset, size),
+    transform = partial(to_input, mean=dataset.mean, std=dataset.std, size=size)
+    return extract_features(rgb_input(backbone, dataset.mean, dataset.std).to(device), dataset.images, transform,
                             batch_size=batch_size, device=device, precision=precision)["pre_logits"]
 
 
@@ -112,6 +115,7 @@ def evaluate_run(run_dir: str | Path, protocols: tuple[str, ...] | None = None, 
     if train_subset is not None:
         train = train.subset(range(min(train_subset, len(train))))
     size = size or train.resolution
+    backbone, init = (rgb_input(b, train.mean, train.std) for b in (backbone, init))  # L-only encoders read RGB too
     e, seed = cfg.eval, cfg.train.seed
     suffix = ("_random_init" if random_init else "") + (f"_on_{dataset}" if dataset else "")
     path = run_dir / f"eval{suffix}.json"
