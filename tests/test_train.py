@@ -8,6 +8,7 @@ from safetensors.torch import load_file
 import selfsup.train.loop as loop
 from selfsup.config import load_config
 from selfsup.train import checkpoint
+from selfsup.train.build import load_backbone
 from selfsup.train.loop import NonFiniteLossError, RunExistsError, train
 
 TINY = ["data.subset=256", "backbone.width=0.125", "train.batch_size=32", "train.precision=fp32",
@@ -114,3 +115,16 @@ def test_healthy_encoder_is_not_flagged(tmp_path):
     run = train(load_config("simclr", [f"out_dir={tmp_path}", "name=ok", *TINY, "train.steps=2"]))
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert not any(r["collapsed"] for r in records)
+
+
+
+def test_compile_option_compiles_the_backbone_in_place(tmp_path, monkeypatch):
+    """train.compile calls Module.compile on the backbone, which keeps state_dict keys (checkpoints and resume
+    unchanged). Compiling for real takes tens of seconds on the CPU, so it is measured by `selfsup speed
+    --compile`, not here."""
+    compiled = []
+    monkeypatch.setattr(torch.nn.Module, "compile", lambda self, *a, **k: compiled.append(self))
+    train(tiny_config(tmp_path, "plain", "train.steps=1"))
+    assert compiled == []
+    run = train(tiny_config(tmp_path, "c", "train.compile=true", "train.steps=1"))
+    assert len(compiled) == 1 and type(compiled[0]).__name__ == type(load_backbone(run)[0]).__name__
