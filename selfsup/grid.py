@@ -244,22 +244,18 @@ def calibrate_steps(cfg: RunConfig, minutes: float, probe_steps: int = 5) -> tup
     """
     import torch
 
-    from selfsup.train.build import autocast_dtype, load_train_data, make_loader, make_method, resolve_device
+    from selfsup.train.build import autocast_dtype, load_train_data, make_loader, ready_method, resolve_device
     from selfsup.train.loop import train_step
     from selfsup.train.optim import build_optimizer
 
     t = cfg.train
     device = resolve_device(t.device)
     dataset = load_train_data(cfg)
-    torch.manual_seed(t.seed)
-    method = make_method(cfg, dataset).to(device)
-    if t.channels_last:
-        method = method.to(memory_format=torch.channels_last)
+    method = ready_method(cfg, dataset, device, t.channels_last)  # DeepCluster needs its epoch-0 pseudo-labels
     optimizer = build_optimizer(t.optimizer, method, t.lr, t.weight_decay, t.momentum)
     loader = make_loader(cfg, dataset, device)
     batches = iter(loader)
     amp = autocast_dtype(t.precision, device)
-    method.train()
     for i in range(2 + probe_steps):
         if i == 2:
             if device.type == "cuda":

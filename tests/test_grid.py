@@ -59,6 +59,16 @@ def test_budget_scales_warmup_and_minutes_calibrate_a_whole_schedule(tmp_path):
     assert per_step > 0 and steps == max(2, int(30 / per_step))
 
 
+def test_minute_budgets_calibrate_deepcluster_after_its_first_clustering():
+    """DeepCluster's step needs the pseudo-labels of its epoch hook; calibration used to crash without them."""
+    from selfsup.config import load_config
+
+    cfg = load_config("deepcluster", ["data.subset=64", "backbone.width=0.125", "train.batch_size=16",
+                                      "train.precision=fp32", "method.num_clusters=4"])
+    steps, per_step = calibrate_steps(cfg, minutes=0.1, probe_steps=1)
+    assert per_step > 0 and steps >= 2
+
+
 def test_grid_resumes_interrupted_cells_records_failures_and_skips_finished_ones(tmp_path, monkeypatch):
     broken = {"config": "rotation", "label": "broken", "overrides": {"data.subset": 10**7}}  # fails at run time
     g = parse_grid(tiny(tmp_path, methods=["rotation", broken, "simclr"]))

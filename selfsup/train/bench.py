@@ -39,7 +39,7 @@ from selfsup.backbones.profile import count_flops, peak_allocated_bytes
 from selfsup.config import RunConfig
 from selfsup.data import Batch
 from selfsup.methods import Method
-from selfsup.train.build import autocast_dtype, load_train_data, make_loader, make_method, resolve_device
+from selfsup.train.build import autocast_dtype, load_train_data, make_loader, ready_method, resolve_device
 from selfsup.train.loop import _ema_update, train_step
 from selfsup.train.optim import build_optimizer
 
@@ -120,10 +120,7 @@ def measure_speed(cfg: RunConfig, steps: int = 10, warmup: int = 2, precision: s
              for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16))}
 
     dataset = load_train_data(cfg)
-    torch.manual_seed(t.seed)
-    method = make_method(cfg, dataset).to(device).to(memory_format=fmt)
-    method.on_epoch_start(0, dataset, device)  # per-epoch state a step needs (DeepCluster's pseudo-labels); not timed
-    method.train()
+    method = ready_method(cfg, dataset, device, channels_last)
     batch = next(iter(make_loader(cfg, dataset, device)))
     calls = backbone_calls(method, batch, amp)
     bare = copy.deepcopy(method.backbone)  # the same architecture and weights, outside the method
