@@ -19,12 +19,14 @@ from selfsup.methods.colorization import rgb_input
 
 
 def pooled_features(backbone: Backbone, pool_to: int | None, device: str | torch.device = "cpu",
-                    precision: str = "bf16", size: int | None = None):
-    """``extract(dataset, layers) -> {layer: (N, D)}``, every requested layer read in one pass over the images."""
+                    precision: str = "bf16", size: int | None = None, batch_size: int = 512):
+    """``extract(dataset, layers) -> {layer: (N, D)}``, every requested layer read in one pass over the images
+    through the evaluation transform (an L-only encoder wrapped to read it, ``rgb_input``)."""
     def extract(dataset: ImageDataset, layers: tuple[str, ...]) -> dict[str, torch.Tensor]:
         transform = partial(to_input, mean=dataset.mean, std=dataset.std, size=size)
         return extract_features(rgb_input(backbone, dataset.mean, dataset.std).to(device), dataset.images, transform,
-                                layers=tuple(layers), device=device, precision=precision, pool_to=pool_to)
+                                layers=tuple(layers), batch_size=batch_size, device=device, precision=precision,
+                                pool_to=pool_to)
     return extract
 
 

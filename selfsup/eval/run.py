@@ -7,17 +7,15 @@ from __future__ import annotations
 
 import json
 import time
-from functools import partial
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from selfsup.augment import to_input
 from selfsup.backbones.base import Backbone
 from selfsup.data import ImageDataset
-from selfsup.eval.features import extract_features
 from selfsup.eval.knn import knn_accuracy
+from selfsup.eval.layers import pooled_features
 from selfsup.eval.linear import evaluate as evaluate_probe
 from selfsup.eval.linear import fit_linear_probe
 from selfsup.eval.clustering import cluster_scores
@@ -42,9 +40,8 @@ def score_features(train_x: torch.Tensor, train_y: np.ndarray, test_x: torch.Ten
 
 def backbone_features(backbone: Backbone, dataset: ImageDataset, size: int, device: torch.device | str = "cpu",
                       batch_size: int = 512, precision: str = "bf16") -> torch.Tensor:
-    transform = partial(to_input, mean=dataset.mean, std=dataset.std, size=size)
-    return extract_features(rgb_input(backbone, dataset.mean, dataset.std).to(device), dataset.images, transform,
-                            batch_size=batch_size, device=device, precision=precision)["pre_logits"]
+    """Pre-logits (N, D) of ``dataset`` through the evaluation transform."""
+    return pooled_features(backbone, None, device, precision, size, batch_size)(dataset, ("pre_logits",))["pre_logits"]
 
 
 def evaluate_backbone(backbone: Backbone, train: ImageDataset, test: ImageDataset, size: int, **kw) -> dict:
@@ -88,7 +85,7 @@ def evaluate_run(run_dir: str | Path, protocols: tuple[str, ...] | None = None, 
     from selfsup.data import load_dataset
     from selfsup.eval.features import FeatureCache, file_digest
     from selfsup.eval.invariance import invariance
-    from selfsup.eval.layers import layer_probes, pooled_features
+    from selfsup.eval.layers import layer_probes
     from selfsup.eval.supervised import balanced_subset, finetune, sgd_probe
     from selfsup.train.build import load_backbone, load_train_data, make_backbone, read_run_config
 
