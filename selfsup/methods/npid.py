@@ -17,14 +17,13 @@ from typing import Literal
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from selfsup.augment import ViewAugment
 from selfsup.backbones.base import Backbone
 from selfsup.data.batch import Batch
 from selfsup.losses.nce import estimate_log_z, memory_info_nce, nce_loss
 from selfsup.methods.base import Method, StepOutput
-from selfsup.nn import mlp
+from selfsup.nn import linear_or_mlp
 from selfsup.nn.memory_bank import MemoryBank
 
 
@@ -46,7 +45,7 @@ class NPID(Method):
             raise ValueError(f"num_negatives must be >= 1, got {num_negatives}")
         self.augment = augment
         self.temperature, self.loss = temperature, loss
-        self.head = nn.Linear(backbone.out_dim, embedding_dim) if hidden_dim is None else mlp(backbone.out_dim, hidden_dim, embedding_dim)
+        self.head = linear_or_mlp(backbone.out_dim, embedding_dim, hidden_dim)
         self.memory = MemoryBank(num_samples, embedding_dim, momentum)
         self.num_negatives = min(num_negatives, num_samples - 1)
         self.register_buffer("log_z", torch.tensor(float("nan")))  # NCE's log Z, estimated on the first batch

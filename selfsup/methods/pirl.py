@@ -39,7 +39,7 @@ from selfsup.backbones.base import Backbone
 from selfsup.data.batch import Batch
 from selfsup.losses.nce import estimate_log_z, memory_info_nce, nce_loss
 from selfsup.methods.base import Method, StepOutput
-from selfsup.nn import mlp
+from selfsup.nn import linear_or_mlp
 from selfsup.nn.memory_bank import MemoryBank
 
 
@@ -53,17 +53,12 @@ def random_rotation(x: torch.Tensor) -> torch.Tensor:
     return out
 
 
-def head(in_dim: int, dim: int, hidden_dim: int | None = None) -> nn.Module:
-    """The paper's linear projection, or (``hidden_dim``) a Linear-BN-ReLU-Linear MLP."""
-    return nn.Linear(in_dim, dim) if hidden_dim is None else mlp(in_dim, hidden_dim, dim)
-
-
 class JigsawHead(nn.Module):
     """g for jigsaw: a linear map per tile (shared), the nine concatenated in their shuffled order, a linear map."""
 
     def __init__(self, in_dim: int, dim: int, tiles: int = 9, hidden_dim: int | None = None):
         super().__init__()
-        self.tile = head(in_dim, dim, hidden_dim)
+        self.tile = linear_or_mlp(in_dim, dim, hidden_dim)
         self.mix = nn.Linear(tiles * dim, dim)
 
     def forward(self, feats: torch.Tensor) -> torch.Tensor:  # (B, T, D) -> (B, dim)
@@ -100,9 +95,9 @@ class PIRL(Method):
         self.loss_weight, self.num_negatives = loss_weight, n_neg
         self.image_size, self.gap, self.jitter = image_size, gap, jitter
         d = backbone.out_dim
-        self.f = head(d, embedding_dim, hidden_dim)
+        self.f = linear_or_mlp(d, embedding_dim, hidden_dim)
         self.g_jigsaw = JigsawHead(d, embedding_dim, hidden_dim=hidden_dim) if transform in ("jigsaw", "both") else None
-        self.g_rotation = head(d, embedding_dim, hidden_dim) if transform in ("rotation", "both") else None
+        self.g_rotation = linear_or_mlp(d, embedding_dim, hidden_dim) if transform in ("rotation", "both") else None
         if self.g_jigsaw is not None:
             tile_grid_boxes(1, image_size or augment.size, 3, gap, jitter)  # fail now if the tiles do not fit
         self.memory = MemoryBank(num_samples, embedding_dim, momentum)

@@ -21,3 +21,8 @@ def mlp(in_dim: int, hidden_dim: int, out_dim: int, num_layers: int = 2, last_bn
     if last_bn:
         layers.append(nn.BatchNorm1d(out_dim, affine=False))
     return nn.Sequential(*layers)
+
+
+def linear_or_mlp(in_dim: int, out_dim: int, hidden_dim: int | None = None) -> nn.Module:
+    """A paper's linear projection (NPID, PIRL), or with ``hidden_dim`` a Linear-BN-ReLU-Linear ``mlp``."""
+    return nn.Linear(in_dim, out_dim) if hidden_dim is None else mlp(in_dim, hidden_dim, out_dim)
