@@ -190,11 +190,13 @@ def _forever(loader):  # a BatchLoader or ShardLoader
 
 @torch.no_grad()
 def _ema_update(pairs: list, momentum: float) -> None:
+    # foreach: one fused launch per dtype instead of one per tensor (on a GPU, ~250 launches for a ResNet-18 pair)
     for online, target in pairs:
-        for p_t, p_o in zip(target.parameters(), online.parameters()):
-            p_t.lerp_(p_o.detach(), 1.0 - momentum)
-        for b_t, b_o in zip(target.buffers(), online.buffers()):
-            b_t.copy_(b_o)
+        params, buffers = list(target.parameters()), list(target.buffers())
+        if params:
+            torch._foreach_lerp_(params, list(online.parameters()), 1.0 - momentum)
+        if buffers:  # a projector without BN has none
+            torch._foreach_copy_(buffers, list(online.buffers()))
 
 
 def _truncate_log(path: Path, step: int) -> None:

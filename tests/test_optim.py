@@ -1,0 +1,56 @@
+"""The optimizer and the EMA update against per-parameter references written out from their formulas."""
+import torch
+from torch import nn
+
+from selfsup.train.loop import _ema_update
+from selfsup.train.optim import build_optimizer
+
+
+def _net() -> nn.Module:
+    return nn.Sequential(nn.Linear(5, 4), nn.BatchNorm1d(4), nn.Linear(4, 3, bias=False))
+
+
+def _lars_reference(params: list[dict], lr: float, momentum: float, wd: float, trust: float = 0.001) -> None:
+    """One LARS step per parameter: d = g + wd*w (weights only), d *= trust*|w|/|d| (weights only, 1 if a norm is 0),
+    buf = momentum*buf + d (buf = d at first), w -= lr*buf."""
+    for st in params:
+        w, g = st["w"], st["g"]
+        decayed = w.ndim > 1
+        d = g + wd * w if decayed else g.clone()
+        if decayed:
+            wn, dn = w.norm(), d.norm()
+            d = d * (trust * wn / dn if wn > 0 and dn > 0 else 1.0)
+        st["buf"] = d if st.get("buf") is None else momentum * st["buf"] + d
+        st["w"] = w - lr * st["buf"]
+
+
+def test_lars_matches_the_per_parameter_formula_over_steps():
+    torch.manual_seed(0)
+    net = _net()
+    with torch.no_grad():
+        net[2].weight.zero_()  # zero weight norm: scale 1
+    opt = build_optimizer("lars", net, lr=0.5, weight_decay=1e-2, momentum=0.9)
+    ref = [{"w": p.detach().clone()} for p in net.parameters()]
+    for _ in range(3):
+        x = torch.randn(8, 5)
+        opt.zero_grad()
+        (net(x) - 1.0).square().mean().backward()
+        for st, p in zip(ref, net.parameters()):
+            st["g"] = p.grad.detach().clone()
+        opt.step()
+        _lars_reference(ref, lr=0.5, momentum=0.9, wd=1e-2)
+        for st, p in zip(ref, net.parameters()):
+            torch.testing.assert_close(p.detach(), st["w"], rtol=1e-5, atol=1e-7)
+    assert ref[-1]["w"].abs().sum() > 0  # the zero weight tensor moved (scale 1 at its first step)
+
+
+def test_ema_update_lerps_parameters_and_copies_buffers():
+    torch.manual_seed(0)
+    online, target = _net(), _net()
+    online.train()(torch.randn(16, 5))  # moves the BN running statistics away from the target's
+    before = [p.detach().clone() for p in target.parameters()]
+    _ema_update([(online, target), (nn.ReLU(), nn.ReLU())], momentum=0.9)  # a module with no tensors is fine
+    for b, p_t, p_o in zip(before, target.parameters(), online.parameters()):
+        torch.testing.assert_close(p_t, 0.9 * b + 0.1 * p_o)
+    for b_t, b_o in zip(target.buffers(), online.buffers()):
+        assert torch.equal(b_t, b_o)
