@@ -44,6 +44,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="default: the config's train.channels_last")
     p.add_argument("--markdown", action="store_true", help="also print a Markdown table row (with its header)")
     p.add_argument("--json", metavar="PATH", help="also write the measurements as JSON")
+    p.add_argument("--profile", type=int, default=0, metavar="ROWS",
+                   help="also print the ROWS operators with the most self time in 3 full steps (torch.profiler)")
     p.add_argument("--data-only", action="store_true",
                    help="time only the config's training batches: memmap slices, or decoded shards with data.name=shards")
 
@@ -136,7 +138,8 @@ def _run(args: argparse.Namespace, rest: list[str]) -> int:
                       f"{r['batches']} batches of {r['batch_size']} in {r['seconds']:.2f} s, {r['threads']} thread(s), {r['device']}")
                 continue
             results.append(measure_speed(load_config(name, overrides), steps=10 if args.steps is None else args.steps, warmup=args.warmup,
-                                         precision=args.precision, compile=args.compile, channels_last=args.channels_last))
+                                         precision=args.precision, compile=args.compile, channels_last=args.channels_last,
+                                         profile=args.profile))
             print(format_report(results[-1]) + "\n", flush=True)
         if args.markdown and not args.data_only:
             print(format_markdown(results))

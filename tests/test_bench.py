@@ -97,13 +97,14 @@ def test_compile_failure_is_reported_and_measured_without(monkeypatch, capsys):
 def test_speed_command_prints_markdown_and_writes_json(tmp_path, capsys):
     path = tmp_path / "speed.json"
     assert main(["speed", "rotation", "simclr", *TINY, "--steps", "1", "--warmup", "1", "--precision", "bf16",
-                 "--no-channels-last", "--markdown", "--json", str(path)]) == 0
+                 "--no-channels-last", "--markdown", "--json", str(path), "--profile", "4"]) == 0
     out = capsys.readouterr().out
     rotation, simclr = json.loads(path.read_text())  # one measurement per config, overrides applied to both
     assert rotation["precision"] == simclr["precision"] == "bf16" and rotation["channels_last"] is False
     assert (rotation["backbone_inputs_per_step"], simclr["backbone_inputs_per_step"]) == (16, 8)
     assert "| rotation | resnet18_v1 x0.125 |" in out and "| simclr | resnet18_v1 x0.125 |" in out
     assert out.count("bare / full time") == 2
+    assert out.count("most self time over 3 full steps") == 2 and "convolution" in rotation["profile_table"]
 
 
 def test_speed_rejects_zero_steps():

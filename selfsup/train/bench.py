@@ -107,8 +107,14 @@ def matmul_flops(dtype: torch.dtype, device: torch.device, n: int | None = None,
 
 def measure_speed(cfg: RunConfig, steps: int = 10, warmup: int = 2, precision: str | None = None,
                   compile: bool = False, channels_last: bool | None = None,
-                  matmul_seconds: float = 0.3) -> dict:
-    """Time ``cfg``'s training step and its bare backbone; see the module docstring for what is measured."""
+                  matmul_seconds: float = 0.3, profile: int = 0) -> dict:
+    """Time ``cfg``'s training step and its bare backbone; see the module docstring for what is measured.
+
+    ``profile`` > 0 adds ``profile_table``: the operators that take the most self time over
+    3 more full steps, that many rows (on CUDA a table by device time and one by host time,
+    where launch overhead and host-device syncs show), to see what the step spends outside
+    the backbone.
+    """
     if steps < 1 or warmup < 1:
         raise ValueError(f"steps and warmup must be at least 1, got steps={steps}, warmup={warmup}")
     t = cfg.train
@@ -169,6 +175,7 @@ def measure_speed(cfg: RunConfig, steps: int = 10, warmup: int = 2, precision: s
     bare_s = _median_time(bare_step, steps, warmup, device)
     peak = _peak_bytes(full_step, device)
     bare_peak = _peak_bytes(bare_step, device)
+    table = _profile_table(full_step, device, profile) if profile > 0 else None
 
     inputs_per_step = sum(c.n for c in calls)
     flops_per_step = sum(c.n * count_flops(bare, (c.height, c.width)) * (3 if c.grad else 1) for c in calls)
@@ -192,6 +199,7 @@ def measure_speed(cfg: RunConfig, steps: int = 10, warmup: int = 2, precision: s
         "of_matmul_peak": achieved / peaks[used],  # against the matmul peak of the precision in use
         "peak_mem_mib": peak / 2**20, "bare_peak_mem_mib": bare_peak / 2**20,
         "memory_measure": "torch.cuda.max_memory_allocated" if device.type == "cuda" else "torch.profiler CPU allocations",
+        "profile_table": table,
     }  # fmt: skip
 
 
@@ -236,7 +244,7 @@ def format_report(r: dict) -> str:
         f"({r['backbone_gflop_per_step']:.3g} GFLOP per step); {r['of_matmul_peak']:.1%} of the {r['precision']} matmul peak",
         f"matmul peak:          {_flops(r['matmul_flops_fp32'])} fp32, {_flops(r['matmul_flops_bf16'])} bf16",
         f"peak memory:          {r['peak_mem_mib']:.1f} MiB full step, {r['bare_peak_mem_mib']:.1f} MiB bare ({r['memory_measure']})",
-    ])  # fmt: skip
+    ] + ([f"most self time over 3 full steps:\n{r['profile_table']}"] if r.get("profile_table") else []))  # fmt: skip
 
 
 def format_markdown(results: list[dict]) -> str:
@@ -298,6 +306,19 @@ def _peak_bytes(fn: Callable[[], None], device: torch.device) -> int:
     fn()
     _sync(device)
     return torch.cuda.max_memory_allocated(device) - before
+
+
+def _profile_table(fn: Callable[[], None], device: torch.device, rows: int) -> str:
+    from torch.profiler import ProfilerActivity, profile
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    with profile(activities=activities) as prof:
+        for _ in range(3):
+            fn()
+        _sync(device)
+    averages = prof.key_averages()
+    keys = (["self_cuda_time_total"] if device.type == "cuda" else []) + ["self_cpu_time_total"]
+    return "\n".join(averages.table(sort_by=key, row_limit=rows) for key in keys)  # on CUDA: also host time (launches, syncs)
 
 
 def _device_name(device: torch.device) -> str:
