@@ -49,6 +49,7 @@ class DataConfig:
     cache_dir: str | None = None  # decode once into a uint8 memmap here
     subset: int | None = None  # train on the first N images only (quick runs, tests)
     shuffle_buffer: int = 2000  # data.name=shards only: samples held back and drawn from at random while streaming
+    workers: int = 0  # data.name=shards only: threads decoding the images (0: in the loading thread)
 
 
 @dataclass

@@ -128,6 +128,21 @@ def test_resume_from_state_dict_yields_the_same_batches(shard_dir):
         ShardLoader(ds, batch_size=48, seed=4, shuffle_buffer=40).load_state_dict(state)
 
 
+def test_decoding_threads_give_the_same_batches(shard_dir, source):
+    ds = open_shards(shard_dir)
+    one = ShardLoader(ds, batch_size=32, seed=5, shuffle_buffer=40)
+    expected = [b for _ in range(2) for b in one]  # two epochs
+    for workers in (1, 3):  # chunks of 32 and 10 samples
+        threaded = ShardLoader(ds, batch_size=32, seed=5, shuffle_buffer=40, workers=workers)
+        got = [b for _ in range(2) for b in threaded]  # two epochs
+        assert len(got) == len(expected) == 2 * (N // 32)
+        for e, g in zip(expected, got):
+            assert torch.equal(e.images, g.images) and torch.equal(e.index, g.index) and torch.equal(e.labels, g.labels)
+    assert_matches_source([(b.images, b.index, b.labels) for b in expected], source)
+    with pytest.raises(ValueError, match="workers must be a non-negative integer, got -1"):
+        ShardLoader(ds, batch_size=32, workers=-1)
+
+
 def test_breaking_out_keeps_the_position(shard_dir):
     ds = open_shards(shard_dir)
     whole = indices(epoch_batches(ShardLoader(ds, 32)))
@@ -173,13 +188,14 @@ def _rewrite_member(shard, member, data):
             tar.addfile(m, io.BytesIO(payload))
 
 
-def test_corrupt_members_are_skipped_counted_and_warned_about_once(shard_dir, source, tmp_path):
+@pytest.mark.parametrize("workers", [0, 2])
+def test_corrupt_members_are_skipped_counted_and_warned_about_once(shard_dir, source, tmp_path, workers):
     bad = tmp_path / "bad"
     shutil.copytree(shard_dir, bad)
     _rewrite_member(bad / "shard-000002.tar", "000130.png", b"\x89PNG not really")
     _rewrite_member(bad / "shard-000003.tar", "000200.cls", b"seven")
     _rewrite_member(bad / "shard-000000.tar", "000010.cls", b"12")  # Fashion-MNIST has 10 classes
-    loader = ShardLoader(open_shards(bad), batch_size=32)
+    loader = ShardLoader(open_shards(bad), batch_size=32, workers=workers)
     with pytest.warns(UserWarning) as caught:
         batches = epoch_batches(loader)
     messages = sorted(str(w.message) for w in caught)

@@ -58,7 +58,7 @@ def make_loader(cfg: RunConfig, dataset: ImageDataset | ShardDataset, device: to
     t = cfg.train
     if isinstance(dataset, ShardDataset):
         return ShardLoader(dataset, t.batch_size, device=device, seed=t.seed, shuffle_buffer=cfg.data.shuffle_buffer,
-                           rank=rank, world_size=world_size)
+                           rank=rank, world_size=world_size, workers=cfg.data.workers)
     return BatchLoader(dataset, t.batch_size, device=device, shuffle=True, drop_last=True, seed=t.seed,
                        rank=rank, world_size=world_size)
 
