@@ -146,21 +146,24 @@ def layers_section(ctx: Context) -> Section:
 
 def invariance_section(ctx: Context) -> Section:
     s = Section("Invariance", "invariance")
-    by_transform: dict[str, dict[str, np.ndarray]] = defaultdict(dict)
+    found: dict[tuple[str, str], dict[str, np.ndarray]] = defaultdict(dict)  # (transform, metric) -> run -> distances
     for r in ctx.runs:
         path = Path(r["dir"]) / "invariance.npz"
         if not path.exists():
             continue
         with np.load(path) as f:
             for key in f.files:
-                if key.endswith("_l2"):
-                    by_transform[key[: -len("_l2")]][ctx.label(r)] = f[key]
-    if not by_transform:
+                transform, _, metric = key.rpartition("_")
+                if metric in ("l2", "relative"):
+                    found[(transform, metric)][ctx.label(r)] = f[key]
+    if not found:
         s.note("skipped: no run has invariance distances (selfsup eval RUN --protocol invariance).")
         return s
-    for transform, distances in sorted(by_transform.items()):
-        path = plots.invariance_histograms(distances, ctx.figure(f"invariance-{transform}"), transform=transform)
-        s.blocks.append(("img", path.name, f"L2 distance between the normalized pre-logits of x and {transform}(x)."))
+    for (transform, metric), distances in sorted(found.items()):
+        path = plots.invariance_histograms(distances, ctx.figure(f"invariance-{transform}-{metric}"), transform=transform,
+                                           metric="relative" if metric == "relative" else "L2 distance")
+        what = "divided by the mean L2 distance between two images" if metric == "relative" else ""
+        s.blocks.append(("img", path.name, f"L2 distance between the normalized pre-logits of x and {transform}(x){' ' + what if what else ''}."))
     return s
 
 

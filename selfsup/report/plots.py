@@ -39,13 +39,20 @@ def layer_curves(results: dict[str, dict], path: str | Path) -> Path:
 
 def invariance_histograms(distances: dict[str, np.ndarray], path: str | Path, transform: str = "jigsaw",
                           metric: str = "L2 distance") -> Path:
-    """Overlaid histograms of per-image distances between f(x) and f(t(x)), one per encoder (PIRL, Fig. 3)."""
+    """Overlaid histograms of per-image distances between f(x) and f(t(x)), one per encoder (PIRL, Fig. 3).
+
+    ``metric="relative"``: the distances divided by the encoder's mean distance between two images
+    (the ``*_relative`` arrays of invariance.npz), which compares encoders of different spreads.
+    """
     fig, ax = plt.subplots(figsize=(6, 3.6))
     hi = max(float(np.max(d)) for d in distances.values())
     bins = np.linspace(0, hi * 1.02 + 1e-9, 40)
     for label, d in distances.items():
         ax.hist(d, bins=bins, alpha=0.5, label=f"{label} (mean {np.mean(d):.3f})")
-    ax.set_xlabel(f"{metric} between normalized representations of x and {transform}(x)")
+    if metric == "relative":
+        ax.set_xlabel(f"L2(x, {transform}(x)) / mean L2 between two images (normalized representations)", fontsize=9)
+    else:
+        ax.set_xlabel(f"{metric} between normalized representations of x and {transform}(x)", fontsize=9)
     ax.set_ylabel("images")
     ax.legend(fontsize=8)
     return _save(fig, path)
