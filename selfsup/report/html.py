@@ -162,8 +162,9 @@ def invariance_section(ctx: Context) -> Section:
     for (transform, metric), distances in sorted(found.items()):
         path = plots.invariance_histograms(distances, ctx.figure(f"invariance-{transform}-{metric}"), transform=transform,
                                            metric="relative" if metric == "relative" else "L2 distance")
-        what = "divided by the mean L2 distance between two images" if metric == "relative" else ""
-        s.blocks.append(("img", path.name, f"L2 distance between the normalized pre-logits of x and {transform}(x){' ' + what if what else ''}."))
+        caption = f"L2 distance between the normalized pre-logits of x and {transform}(x)"
+        relative = ", divided by the mean L2 distance between two images" if metric == "relative" else ""
+        s.blocks.append(("img", path.name, caption + relative + "."))
     return s
 
 
