@@ -1,5 +1,6 @@
 """End to end on real data: train briefly on a Fashion-MNIST subset, the features must beat random init."""
 import json
+import os
 
 import pytest
 import torch
@@ -54,6 +55,12 @@ CASES = {
               "method.freeze_last_layer_steps=20"], 0.75),
 }
 
+# Beyond the CI budget (~4.5 min of training each on one thread); run with SELFSUP_SLOW=1.
+SLOW_CASES = {
+    # 1000 steps: 70.45 vs 69.75 (seed 1: 68.65 vs 66.05); at 300 steps 69.25, below random init
+    "simsiam": (["train.steps=1000", "train.batch_size=128", "train.lr=0.05"], 0.5),
+}
+
 
 _random_init_knn: dict[str, float] = {}  # per (backbone, tiling, data) config: cases share the baseline
 
@@ -72,8 +79,17 @@ def random_init_knn(cfg, options, train_ds, test_ds) -> float:
 
 @pytest.mark.parametrize("method", sorted(CASES))
 def test_trained_features_beat_random_init_on_knn(method, tmp_path):
-    overrides, margin, *extra = CASES[method]
-    options = extra[0] if extra else {}
+    check_beats_random_init(method, *CASES[method], tmp_path=tmp_path)
+
+
+@pytest.mark.skipif(not os.environ.get("SELFSUP_SLOW"), reason="minutes of training each: set SELFSUP_SLOW=1")
+@pytest.mark.parametrize("method", sorted(SLOW_CASES))
+def test_longer_runs_beat_random_init_on_knn(method, tmp_path):
+    check_beats_random_init(method, *SLOW_CASES[method], tmp_path=tmp_path)
+
+
+def check_beats_random_init(method, overrides, margin, options=None, *, tmp_path):
+    options = options or {}
     cfg = load_config(method, [f"out_dir={tmp_path}", "name=e2e", "data.subset=10000", "backbone.width=0.25",
                                "train.warmup_steps=10", "train.progress=false", *overrides])
     run = train(cfg)
