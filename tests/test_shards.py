@@ -20,6 +20,7 @@ from selfsup.data.shards import ShardLoader, index_shards, open_shards, write_sh
 from selfsup.eval.run import evaluate_run
 from selfsup.registry import ConfigError
 from selfsup.train import checkpoint
+from selfsup.train.build import make_method
 from selfsup.train.bench import measure_data_speed
 from selfsup.train.loop import train
 
@@ -279,7 +280,7 @@ def test_methods_needing_the_whole_dataset_refuse_shards_before_training(shard_d
     with pytest.raises(ConfigError, match="'deepcluster' needs the whole training set.*on_epoch_start"):
         train(cfg)
     assert not (cfg.run_dir / "last.pt").exists()
-    npid = loop.make_method(shard_config(tmp_path, shard_dir, "npid", method="npid"), open_shards(shard_dir))
+    npid = make_method(shard_config(tmp_path, shard_dir, "npid", method="npid"), open_shards(shard_dir))
     assert npid.memory.num_samples == N  # memory banks are sized from shards.json
     with pytest.raises(ConfigError, match="data.subset"):
         train(shard_config(tmp_path, shard_dir, "sub", "data.subset=10"))

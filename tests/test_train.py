@@ -5,6 +5,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+import selfsup.train.build as build
 import selfsup.train.loop as loop
 from selfsup.config import load_config
 from selfsup.train import checkpoint
@@ -94,7 +95,7 @@ def test_metrics_log_has_loss_throughput_and_collapse_monitors(tmp_path):
 
 
 def test_collapsed_encoder_is_flagged_in_the_log_and_warned(tmp_path, monkeypatch):
-    real_make = loop.make_method
+    real_make = build.make_method
 
     def collapsed(cfg, dataset):
         method = real_make(cfg, dataset)
@@ -103,7 +104,7 @@ def test_collapsed_encoder_is_flagged_in_the_log_and_warned(tmp_path, monkeypatc
                 torch.nn.init.zeros_(m.weight)
         return method
 
-    monkeypatch.setattr(loop, "make_method", collapsed)
+    monkeypatch.setattr(build, "make_method", collapsed)  # what train() builds its method with
     cfg = load_config("simclr", [f"out_dir={tmp_path}", "name=collapsed", *TINY, "train.steps=2", "train.lr=1e-8"])
     with pytest.warns(UserWarning, match="collapsed"):
         run = train(cfg)

@@ -63,13 +63,17 @@ def make_loader(cfg: RunConfig, dataset: ImageDataset | ShardDataset, device: to
                        rank=rank, world_size=world_size)
 
 
-def ready_method(cfg: RunConfig, dataset: ImageDataset, device: torch.device, channels_last: bool) -> Method:
-    """The seeded method on ``device``, ready for steps timed outside the loop (``selfsup speed``, grid budgets):
-    channels-last if asked, its epoch-0 state set (DeepCluster's pseudo-labels), in training mode."""
+def placed_method(cfg: RunConfig, dataset: ImageDataset, device: torch.device, channels_last: bool) -> Method:
+    """``cfg``'s method built from its seed, on ``device``, channels-last if asked."""
     torch.manual_seed(cfg.train.seed)
     method = make_method(cfg, dataset).to(device)
-    if channels_last:
-        method = method.to(memory_format=torch.channels_last)
+    return method.to(memory_format=torch.channels_last) if channels_last else method
+
+
+def ready_method(cfg: RunConfig, dataset: ImageDataset, device: torch.device, channels_last: bool) -> Method:
+    """``placed_method`` ready for steps timed outside the loop (``selfsup speed``, grid budgets): its
+    epoch-0 state set (DeepCluster's pseudo-labels), in training mode."""
+    method = placed_method(cfg, dataset, device, channels_last)
     method.on_epoch_start(0, dataset, device)  # not timed by the callers
     return method.train()
 

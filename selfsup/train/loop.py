@@ -23,7 +23,7 @@ from selfsup.data import Batch
 from selfsup.eval.monitors import embedding_std, rankme
 from selfsup.methods import Method, StepOutput
 from selfsup.train import checkpoint, distributed
-from selfsup.train.build import autocast_dtype, load_train_data, make_loader, make_method, resolve_device, save_run_config
+from selfsup.train.build import autocast_dtype, load_train_data, make_loader, placed_method, resolve_device, save_run_config
 from selfsup.train.optim import build_optimizer
 from selfsup.train.schedules import ema_momentum, warmup_cosine
 
@@ -62,10 +62,7 @@ def train(cfg: RunConfig, resume: bool = False) -> Path:
     if len(dataset) < t.batch_size:
         raise ValueError(f"the training set has {len(dataset)} images, fewer than train.batch_size={t.batch_size}")
     run_dir = prepare_run_dir(cfg, resume)
-    torch.manual_seed(t.seed)
-    method = make_method(cfg, dataset).to(device)
-    if t.channels_last:
-        method = method.to(memory_format=torch.channels_last)
+    method = placed_method(cfg, dataset, device, t.channels_last)
     if t.compile:  # in place: state_dict keys stay the same, so checkpoints, resume and export are unchanged
         method.backbone.compile()  # forward only: methods calling backbone.features() directly run it eagerly
     model = distributed.wrap(method, device, t.sync_bn, t.find_unused_parameters)  # DDP when world_size > 1
