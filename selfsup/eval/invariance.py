@@ -96,10 +96,10 @@ def invariance(backbone: Backbone, dataset: ImageDataset, size: int, *,
     arguments: grid, image_size, gap, jitter, standardize), best the method's
     own training tiling; None takes TileMeanBackbone's defaults.
 
-    Returns ``{name: {"l2": array (n,), "cosine": array (n,), "l2_mean": ..., "l2_median": ...,
-    "cosine_mean": ..., "l2_between_mean": ..., "relative": ...}}`` over the first ``n`` images of
-    ``dataset``. ``l2_between_mean`` is the mean distance between two different images'
-    representations and ``relative`` = l2_mean / l2_between_mean: how far the transform moves an
+    Returns ``{name: {"l2": array (n,), "cosine": array (n,), "relative": array (n,), "l2_mean": ...,
+    "l2_median": ..., "cosine_mean": ..., "l2_between_mean": ..., "relative_mean": ...}}`` over the first
+    ``n`` images of ``dataset``. ``l2_between_mean`` is the mean distance between two different images'
+    representations and ``relative`` = l2 / l2_between_mean: how far the transform moves an
     image in units of how far apart images lie. Raw distances of two encoders are on one scale but
     not one spread: an encoder that packs every image into a narrow cone has small distances for
     everything, invariant or not.
@@ -134,9 +134,9 @@ def invariance(backbone: Backbone, dataset: ImageDataset, size: int, *,
             l2.append((z - zt).norm(dim=1).cpu())
             cos.append((1 - (z * zt).sum(1)).cpu())
             between.append((z - z.roll(1, 0)).norm(dim=1).cpu())  # each image against its neighbour in the batch
-        l2_all, cos_all, between_all = torch.cat(l2).numpy(), torch.cat(cos).numpy(), torch.cat(between).numpy()
-        out[name] = {"l2": l2_all, "cosine": cos_all, "l2_mean": float(l2_all.mean()),
+        l2_all, cos_all, between_mean = torch.cat(l2).numpy(), torch.cat(cos).numpy(), float(torch.cat(between).mean())
+        relative = l2_all / max(between_mean, 1e-12)
+        out[name] = {"l2": l2_all, "cosine": cos_all, "relative": relative, "l2_mean": float(l2_all.mean()),
                      "l2_median": float(np.median(l2_all)), "cosine_mean": float(cos_all.mean()),
-                     "l2_between_mean": float(between_all.mean()),
-                     "relative": float(l2_all.mean() / max(between_all.mean(), 1e-12))}
+                     "l2_between_mean": between_mean, "relative_mean": float(relative.mean())}
     return out

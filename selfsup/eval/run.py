@@ -178,9 +178,9 @@ def evaluate_run(run_dir: str | Path, protocols: tuple[str, ...] | None = None, 
     def invariances():
         tiling = {k: cfg.method[k] for k in ("image_size", "gap", "jitter") if k in cfg.method}  # a tiling method's own
         inv = invariance(backbone, test, size, device=device, seed=seed, tiling=tiling)
-        np.savez_compressed(run_dir / f"invariance{suffix}.npz", **{f"{k}_{m}": v[m] for k, v in inv.items() for m in ("l2", "cosine")},
-                            **{f"{k}_relative": v["l2"] / v["l2_between_mean"] for k, v in inv.items()})
-        results["invariance"] = {k: {m: v[m] for m in ("l2_mean", "l2_median", "cosine_mean", "l2_between_mean", "relative")}
+        np.savez_compressed(run_dir / f"invariance{suffix}.npz",
+                            **{f"{k}_{m}": v[m] for k, v in inv.items() for m in ("l2", "cosine", "relative")})
+        results["invariance"] = {k: {m: v[m] for m in ("l2_mean", "l2_median", "cosine_mean", "l2_between_mean", "relative_mean")}
                                  for k, v in inv.items()}
 
     if "knn" in protocols or "linear" in protocols:
