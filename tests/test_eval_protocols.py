@@ -14,7 +14,7 @@ from selfsup.data import load_dataset
 from selfsup.eval.invariance import invariance, shuffle_tiles
 from selfsup.methods.jigsaw import tile_representation
 from selfsup.eval.layers import layer_probes, pooled_features
-from selfsup.eval.run import backbone_features
+from selfsup.eval.run import backbone_features, evaluate_run
 from selfsup.eval.supervised import balanced_subset, finetune, holdout_split, lr_schedule, sgd_probe
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -210,3 +210,11 @@ def test_eval_cli_wraps_an_l_only_colorization_encoder(tmp_path):
     assert main(["eval", str(run), "--protocol", "knn", "invariance", "--train-subset", "200"]) == 0
     r = json.loads((run / "eval.json").read_text())
     assert 0 <= r["knn_top1"] <= 100 and set(r["invariance"]) == {"rotation", "jigsaw", "colour", "crop", "tiles"}
+
+
+def test_eval_refuses_splits_with_different_classes_and_names_the_way_out(tmp_path):
+    """'photos' cuts its test split from other photos: kNN would compare unrelated labels, so it must fail."""
+    assert main(["train", "colorization", f"out_dir={tmp_path}", "name=c", "data.subset=64", "backbone.width=0.125",
+                 "train.steps=1", "train.warmup_steps=0", "train.batch_size=16", "train.progress=false"]) == 0
+    with pytest.raises(ValueError, match=r"photos/test's classes .*--dataset"):
+        evaluate_run(tmp_path / "c", ("knn",), progress=False)

@@ -109,6 +109,10 @@ def evaluate_run(run_dir: str | Path, protocols: tuple[str, ...] | None = None, 
     for ds, role in ((train, "training"), (test, "test")):
         if ds.labels is None:
             raise ValueError(f"{ds.name}: the {role} split has no labels, so the evaluation protocols cannot run")
+    if train.classes is not None and test.classes is not None and train.classes != test.classes:
+        # e.g. 'photos', whose test split is cut from other photos: scores would compare unrelated labels
+        raise ValueError(f"{test.name}'s classes {test.classes[:5]}... are not {train.name}'s {train.classes[:5]}...: "
+                         f"the protocols need one label set; evaluate on another data set (--dataset NAME)")
     if train_subset is not None:
         train = train.subset(range(min(train_subset, len(train))))
     size = size or train.resolution
