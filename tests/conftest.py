@@ -23,3 +23,12 @@ def threads_per_worker():
     if workers > 1:
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
     yield
+
+
+def pytest_collection_modifyitems(items):
+    """The training tests (half a minute to minutes each) run first, the quick ones fill in after.
+
+    Two xdist workers end the suite together only if the last tests are short: a
+    minutes-long case left for last runs alone on one core while the other idles.
+    """
+    items.sort(key=lambda item: item.module.__name__ not in ("test_learning", "test_learning_dense"))

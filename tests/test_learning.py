@@ -20,7 +20,7 @@ from selfsup.train.loop import train
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 CASES = {
-    "rotation": (["train.steps=150", "train.batch_size=64", "train.lr=0.1"], 2.0),
+    "rotation": (["train.steps=150", "train.batch_size=64", "train.lr=0.1"], 2.0, {"min_pretext_acc": 0.5}),  # chance 0.25
     "simclr": (["train.steps=150", "train.batch_size=128", "train.lr=0.3"], 2.0),  # measured 73.50 vs 69.75
     "jigsaw": (["train.steps=150", "train.batch_size=64", "train.lr=0.03"], 4.0,
                {"min_pretext_acc": 0.3, "tiles": {"image_size": None, "gap": 1, "jitter": 1}}),
@@ -28,6 +28,9 @@ CASES = {
                           {"min_pretext_acc": 0.3, "tiles": {"image_size": 64, "gap": 4, "jitter": 2}}),
     "exemplar": (["train.steps=150", "train.batch_size=64", "train.lr=0.3", "method.n_views=4"], 3.0,
                  {"min_pretext_acc": 0.2}),
+    # random blocks + the pooled-vector bottleneck (inpainting.yaml), 300 steps: 71.70 vs 69.75 (seed 1: 70.85 vs
+    # 66.05, seed 2: 71.70 vs 68.35); the central square stays below random init even after 1000 steps (67.85)
+    "inpainting": (["train.steps=300", "train.batch_size=128", "train.lr=2e-3"], 1.0),
     # two clusterings of the 10k images (before steps 0 and 78); measured 72.30 vs 69.75 at random init
     "deepcluster": (["train.steps=150", "train.batch_size=128", "train.lr=0.1", "method.num_clusters=30",
                      "augment.crop_scale=[0.6,1.0]"], 1.0),
@@ -77,7 +80,14 @@ def random_init_knn(cfg, options, train_ds, test_ds) -> float:
     return _random_init_knn[key]
 
 
-@pytest.mark.parametrize("method", sorted(CASES))
+def longest_first(cases: dict) -> list[str]:
+    """Case names, the most training steps first (see conftest's ordering: long tests must not come last)."""
+    def steps(name):
+        return next(int(o.split("=")[1]) for o in cases[name][0] if o.startswith("train.steps="))
+    return sorted(cases, key=lambda name: (-steps(name), name))
+
+
+@pytest.mark.parametrize("method", longest_first(CASES))
 def test_trained_features_beat_random_init_on_knn(method, tmp_path):
     check_beats_random_init(method, *CASES[method], tmp_path=tmp_path)
 

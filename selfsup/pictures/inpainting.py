@@ -6,7 +6,7 @@ from pathlib import Path
 import torch
 
 from selfsup.augment.convert import check_images, to_input, to_unit_float
-from selfsup.augment.masks import central_square_mask
+from selfsup.augment.masks import random_block_masks
 from selfsup.pictures.colorization import _grid
 
 
@@ -15,8 +15,8 @@ def draw(images: torch.Tensor, path: str | Path, method=None, max_images: int = 
 
     Columns: masked input (the hole shown grey), reconstruction pasted into the
     context (``method.inpaint`` with ``method.make_masks``), truth. With
-    ``method=None`` the mask is the paper's central square (1/4 of the area)
-    and the reconstruction column is left out.
+    ``method=None`` the masks are the config's random blocks (up to 1/4 of the
+    area, seeded) and the reconstruction column is left out.
     """
     import matplotlib
 
@@ -28,7 +28,7 @@ def draw(images: torch.Tensor, path: str | Path, method=None, max_images: int = 
     truth = to_unit_float(images).expand(-1, 3, -1, -1)  # (B, 3, H, W) in [0, 1]
     b, _, h, w = truth.shape
     if method is None:
-        mask = central_square_mask(h).expand(b, 1, h, w)
+        mask = random_block_masks(b, h, generator=torch.Generator().manual_seed(0))[:, None]
     else:
         mask = method.make_masks(b, h, torch.device("cpu"))
     columns = [("masked input", truth * (1 - mask) + 0.5 * mask)]
