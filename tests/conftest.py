@@ -31,4 +31,4 @@ def pytest_collection_modifyitems(items):
     Two xdist workers end the suite together only if the last tests are short: a
     minutes-long case left for last runs alone on one core while the other idles.
     """
-    items.sort(key=lambda item: item.module.__name__ not in ("test_learning", "test_learning_dense"))
+    items.sort(key=lambda item: item.path.stem not in ("test_learning", "test_learning_dense"))
