@@ -2,7 +2,8 @@
 
 The ceiling for `selfsup speed`'s backbone FLOP/s on a CPU: the whole backbone adds batch norm, ReLU and
 the residual adds, which do few FLOPs but take time. Prints each against the measured matmul peak, then
-the share of each operator in one fp32 forward+backward+SGD step of the bare backbone (torch.profiler).
+the operators with the most self time (and their share) in fp32 forward+backward+SGD steps of the bare
+backbone (torch.profiler).
 
     python3 scripts/conv_flops.py [BATCH]      # default 256, channels-last, fp32 then bf16 autocast
 """
@@ -10,10 +11,9 @@ import sys
 import time
 
 import torch
-from torch.profiler import ProfilerActivity, profile
 
 from selfsup.backbones import build_backbone
-from selfsup.train.bench import matmul_flops
+from selfsup.train.bench import matmul_flops, profile_table
 
 STAGES = ((64, 32), (128, 16), (256, 8), (512, 4))  # (channels, side) of ResNet-18's stages at 32 px
 
@@ -63,14 +63,9 @@ def bare_step_profile(batch: int, rows: int = 8) -> None:
         opt.step()
         opt.zero_grad(set_to_none=True)
 
-    step()
-    with profile(activities=[ProfilerActivity.CPU]) as prof:
-        step()
-    events = sorted(prof.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)
-    total = sum(e.self_cpu_time_total for e in events)
-    print(f"bare ResNet-18 fp32 step, batch {batch}: {total / 1e6:.2f} s of operator time")
-    for e in events[:rows]:
-        print(f"  {e.key:40s} {e.self_cpu_time_total / total:6.1%}")
+    step()  # warm-up
+    print(f"bare ResNet-18 fp32 step, batch {batch}:")
+    print(profile_table(step, torch.device("cpu"), rows))
 
 
 if __name__ == "__main__":

@@ -191,7 +191,7 @@ def measure_speed(cfg: RunConfig, steps: int = 10, warmup: int = 2, precision: s
     bare_s = _median_time(bare_step, steps, warmup, device)
     peak = _peak_bytes(full_step, device)
     bare_peak = _peak_bytes(bare_step, device)
-    table = _profile_table(full_step, device, profile) if profile > 0 else None
+    table = profile_table(full_step, device, profile) if profile > 0 else None
     # after the steps, on a warm machine: the first AMX products of a process ran at half speed
     peaks = {name: best_matmul_flops(dtype, device, matmul_seconds)
              for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16))}
@@ -327,7 +327,8 @@ def _peak_bytes(fn: Callable[[], None], device: torch.device) -> int:
     return torch.cuda.max_memory_allocated(device) - before
 
 
-def _profile_table(fn: Callable[[], None], device: torch.device, rows: int) -> str:
+def profile_table(fn: Callable[[], None], device: torch.device, rows: int) -> str:
+    """torch.profiler's table of the ``rows`` operators with the most self time over 3 calls of ``fn``."""
     from torch.profiler import ProfilerActivity, profile
 
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
