@@ -98,6 +98,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace, rest: list[str]) -> int:
+    from selfsup.train.build import keep_freed_cpu_memory
+
+    keep_freed_cpu_memory()  # every command allocates batch-sized CPU buffers over and over
     if args.command == "train":
         from selfsup.config import load_config
         from selfsup.train import distributed

@@ -39,7 +39,7 @@ from selfsup.backbones.profile import count_flops, peak_allocated_bytes
 from selfsup.config import RunConfig
 from selfsup.data import Batch
 from selfsup.methods import Method
-from selfsup.train.build import autocast_dtype, load_train_data, make_loader, ready_method, resolve_device
+from selfsup.train.build import autocast_dtype, keep_freed_cpu_memory, load_train_data, make_loader, ready_method, resolve_device
 from selfsup.train.loop import _ema_update, train_step
 from selfsup.train.optim import build_optimizer
 
@@ -136,6 +136,7 @@ def measure_speed(cfg: RunConfig, steps: int = 10, warmup: int = 2, precision: s
     if steps < 1 or warmup < 1:
         raise ValueError(f"steps and warmup must be at least 1, got steps={steps}, warmup={warmup}")
     t = cfg.train
+    keep_freed_cpu_memory()  # what training does: the step's buffers reused, not page-faulted in again
     device = resolve_device(t.device)
     amp = autocast_dtype(precision or t.precision, device)
     channels_last = t.channels_last if channels_last is None else channels_last

@@ -1,7 +1,9 @@
 """From a config to live objects: the dataset, the method, a trained backbone."""
 from __future__ import annotations
 
+import ctypes
 import inspect
+import sys
 from pathlib import Path
 
 import torch
@@ -155,6 +157,24 @@ def cpu_has_fast_bf16() -> bool:
     except OSError:
         return False
     return any(f in flags for f in ("amx_bf16", "avx512_bf16"))
+
+
+def keep_freed_cpu_memory() -> bool:
+    """Tell glibc's malloc to keep freed memory for reuse instead of returning it to the system.
+
+    By default every CPU buffer over 32 MB (a batch's activations) is a fresh mmap, and its first
+    writes fault in zeroed pages: that took 15-25% of a bf16 ResNet-18 step at 32 px and 36% of an
+    fp32 one on 2-core AMX CPUs. Off mmap, freed buffers come back from the heap, already mapped.
+    Returns whether it applied (glibc only; elsewhere a no-op).
+    """
+    if sys.platform != "linux":
+        return False
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        m_trim_threshold, m_mmap_max = -1, -4  # mallopt parameters from glibc's malloc.h
+        return bool(libc.mallopt(m_mmap_max, 0)) and bool(libc.mallopt(m_trim_threshold, 2**31 - 1))
+    except (OSError, AttributeError):  # musl and other C libraries: leave their allocator alone
+        return False
 
 
 def resolve_device(name: str) -> torch.device:

@@ -23,7 +23,7 @@ from selfsup.data import Batch
 from selfsup.eval.monitors import embedding_std, rankme
 from selfsup.methods import Method, StepOutput
 from selfsup.train import checkpoint, distributed
-from selfsup.train.build import autocast_dtype, load_train_data, make_loader, placed_method, resolve_device, save_run_config
+from selfsup.train.build import autocast_dtype, keep_freed_cpu_memory, load_train_data, make_loader, placed_method, resolve_device, save_run_config
 from selfsup.train.optim import build_optimizer
 from selfsup.train.schedules import ema_momentum, warmup_cosine
 
@@ -55,6 +55,7 @@ def prepare_run_dir(cfg: RunConfig, resume: bool) -> Path:
 def train(cfg: RunConfig, resume: bool = False) -> Path:
     """Train ``cfg``'s method and return the run folder (config, checkpoints, metrics, export)."""
     t = cfg.train
+    keep_freed_cpu_memory()
     device = distributed.setup(resolve_device(t.device))  # under torchrun: join the group, take this rank's GPU
     main = distributed.is_main()  # rank 0 alone writes files and shows progress
     amp_dtype = autocast_dtype(t.precision, device)
