@@ -1,7 +1,8 @@
 """FLOP/s of one 3x3 convolution of each ResNet-18 stage (small stem, 32 px input) alone, forward + backward.
 
 The ceiling for `selfsup speed`'s backbone FLOP/s on a CPU: the whole backbone adds batch norm, ReLU and
-the residual adds, which do few FLOPs but take time. Prints each against the measured matmul peak, then
+the residual adds, which do few FLOPs but take time. The convolutions are the backbones' own
+(``gemm_conv.Conv2d``: oneDNN, or one matrix product on small maps). Prints each against the measured matmul peak, then
 the operators with the most self time (and their share) in fp32 forward+backward+SGD steps of the bare
 backbone (torch.profiler).
 
@@ -13,7 +14,9 @@ import time
 import torch
 
 from selfsup.backbones import build_backbone
+from selfsup.backbones.gemm_conv import Conv2d
 from selfsup.train.bench import matmul_flops, profile_table
+from selfsup.train.build import keep_freed_cpu_memory
 
 STAGES = ((64, 32), (128, 16), (256, 8), (512, 4))  # (channels, side) of ResNet-18's stages at 32 px
 
@@ -35,7 +38,7 @@ def main(batch: int) -> None:
         peak = matmul_flops(dtype, cpu, seconds=1.0)
         print(f"{name}: matmul peak {peak / 1e9:.0f} GFLOP/s")
         for channels, side in STAGES:
-            conv = torch.nn.Conv2d(channels, channels, 3, padding=1, bias=False).to(memory_format=torch.channels_last)
+            conv = Conv2d(channels, channels, 3, padding=1, bias=False).to(memory_format=torch.channels_last)
             x = torch.randn(batch, channels, side, side).to(memory_format=torch.channels_last).requires_grad_()
             forward_flops = 2 * channels * channels * 9 * side * side * batch
 
@@ -70,5 +73,6 @@ def bare_step_profile(batch: int, rows: int = 8) -> None:
 
 if __name__ == "__main__":
     size = int(sys.argv[1]) if len(sys.argv) > 1 else 256
+    keep_freed_cpu_memory()  # as training does
     main(size)
     bare_step_profile(size)

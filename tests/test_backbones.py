@@ -7,7 +7,8 @@ import pytest
 import torch
 from torch import nn
 
-from selfsup.backbones import BACKBONES, backbone_names, build_backbone
+from selfsup.backbones import BACKBONES, backbone_names, build_backbone, gemm_conv
+from selfsup.backbones.gemm_conv import columns
 from selfsup.registry import ConfigError
 
 TINY = 0.125  # width that keeps every backbone a few hundred thousand parameters
@@ -130,7 +131,7 @@ def test_v1_is_post_activation_and_v2_pre_activation():
     def first_two_layer_types(name):
         unit = build_backbone(name, width=TINY).stages["block2"][1]
         layers = [m for m in unit.modules() if isinstance(m, (nn.Conv2d, nn.BatchNorm2d))]
-        return [type(m) for m in layers[:2]]
+        return [nn.Conv2d if isinstance(m, nn.Conv2d) else type(m) for m in layers[:2]]
 
     assert first_two_layer_types("resnet50_v1") == [nn.Conv2d, nn.BatchNorm2d]
     assert first_two_layer_types("resnet50_v2") == [nn.BatchNorm2d, nn.Conv2d]
@@ -272,3 +273,42 @@ def test_profile_main_prints_a_row_per_backbone(capsys):
     assert len(lines) == 4 and lines[2].startswith("| resnet18_v1 |") and lines[3].startswith("| alexnet |")
     with pytest.raises(SystemExit):
         main(["resnet51"])
+
+
+@pytest.mark.parametrize("side", [4, 2])
+@pytest.mark.parametrize("how, cin", [("autocast", 64), ("bf16 tensors", 64), ("fp32", 256)])
+def test_small_map_conv_as_a_product_matches_the_convolution(side, how, cin, monkeypatch):
+    """3x3 convolutions of <= 4x4 CPU maps run as matrix products; output and both gradients match."""
+    torch.manual_seed(0)
+    calls = []
+    monkeypatch.setattr(gemm_conv, "columns", lambda x: calls.append(x.shape) or columns(x))
+    conv = gemm_conv.Conv2d(cin, 40, 3, padding=1, bias=False)
+    x = torch.randn(6, cin, side, side).to(memory_format=torch.channels_last)
+    grad = torch.randn(6, 40, side, side)
+    xd, wd = x.double().requires_grad_(), conv.weight.double().detach().requires_grad_()
+    want = nn.functional.conv2d(xd, wd, padding=1)
+    want.backward(grad.double())
+    if how == "bf16 tensors":
+        conv.bfloat16()
+        x, grad = x.bfloat16(), grad.bfloat16()
+    x.requires_grad_()
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=how == "autocast"):
+        out = conv(x)
+    out.backward(grad.to(out.dtype))
+    assert len(calls) == 2  # the forward's columns and the input gradient's: the product path ran
+    assert out.shape == want.shape and out.dtype == (torch.float32 if how == "fp32" else torch.bfloat16)
+    assert conv.weight.grad.dtype == conv.weight.dtype  # autocast: the fp32 master weight's gradient
+    tol = 1e-5 if how == "fp32" else 2e-2
+    for got, ref in ((out, want), (x.grad, xd.grad), (conv.weight.grad, wd.grad)):
+        assert ((got.double() - ref).abs().max() / ref.abs().max()).item() < tol
+
+
+def test_small_map_conv_leaves_other_cases_to_torch(monkeypatch):
+    monkeypatch.setattr(gemm_conv, "columns", lambda x: pytest.fail("product path taken"))
+    x = torch.randn(2, 64, 4, 4)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        gemm_conv.Conv2d(64, 64, 3, padding=1, bias=False)(torch.randn(2, 64, 8, 8))  # 8x8: oneDNN is faster
+        gemm_conv.Conv2d(32, 32, 3, padding=1, bias=False)(x[:, :32])  # few channels: oneDNN is faster
+        gemm_conv.Conv2d(64, 64, 3, stride=2, padding=1, bias=False)(x)
+        gemm_conv.Conv2d(64, 64, 1, bias=False)(x)
+    gemm_conv.Conv2d(64, 64, 3, padding=1, bias=False)(x)  # fp32 with fewer than 256 channels

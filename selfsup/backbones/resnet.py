@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from selfsup.backbones.base import Backbone
+from selfsup.backbones.gemm_conv import Conv2d
 from selfsup.registry import ConfigError
 
 Stem = Literal["small", "imagenet"]
@@ -46,7 +47,7 @@ def scaled(channels: float, width: float) -> int:
 
 
 def conv(cin: int, cout: int, kernel: int, stride: int = 1) -> nn.Conv2d:
-    return nn.Conv2d(cin, cout, kernel, stride=stride, padding=kernel // 2, bias=False)
+    return Conv2d(cin, cout, kernel, stride=stride, padding=kernel // 2, bias=False)  # small bf16 maps: one product
 
 
 def residual_branch(cin: int, cout: int, stride: int, *, bottleneck: bool, final_bn: bool) -> nn.Sequential:

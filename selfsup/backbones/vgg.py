@@ -23,6 +23,7 @@ from __future__ import annotations
 from torch import nn
 
 from selfsup.backbones.base import Backbone
+from selfsup.backbones.gemm_conv import Conv2d
 from selfsup.backbones.resnet import check_common, scaled
 from selfsup.registry import ConfigError
 
@@ -30,7 +31,7 @@ BLOCKS = ((64, 2), (128, 2), (256, 4), (512, 4), (512, 4))
 
 
 def conv_bn_relu(cin: int, cout: int, kernel: int = 3, stride: int = 1, padding: int = 1) -> list[nn.Module]:
-    return [nn.Conv2d(cin, cout, kernel, stride=stride, padding=padding, bias=False),
+    return [Conv2d(cin, cout, kernel, stride=stride, padding=padding, bias=False),  # small bf16 maps: one product
             nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
 
 

@@ -151,7 +151,8 @@ def measure_speed(cfg: RunConfig, steps: int = 10, warmup: int = 2, precision: s
     original, bare_net, compile_note = method.backbone, bare, "off"
     if compile:
         try:  # lazy: the compilation itself happens in the first steps
-            method.backbone, bare_net, compile_note = torch.compile(original), torch.compile(bare), "on"
+            torch._dynamo.reset()  # each config from scratch, not recompiled against the last one's graphs
+            method.backbone, bare_net, compile_note = torch.compile(original, dynamic=False), torch.compile(bare, dynamic=False), "on"
         except Exception as err:  # noqa: BLE001
             compile_note = _failed(err)
     opt = build_optimizer(t.optimizer, method, t.lr, t.weight_decay, t.momentum)

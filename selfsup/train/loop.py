@@ -65,7 +65,7 @@ def train(cfg: RunConfig, resume: bool = False) -> Path:
     run_dir = prepare_run_dir(cfg, resume)
     method = placed_method(cfg, dataset, device, t.channels_last)
     if t.compile:  # in place: state_dict keys stay the same, so checkpoints, resume and export are unchanged
-        method.backbone.compile()  # forward only: methods calling backbone.features() directly run it eagerly
+        method.backbone.compile(dynamic=False)  # forward only (features() runs eagerly); each view size its own graph
     model = distributed.wrap(method, device, t.sync_bn, t.find_unused_parameters)  # DDP when world_size > 1
     distributed.seed_this_rank(t.seed)  # each rank its own augmentations (no-op in one process)
     optimizer = build_optimizer(t.optimizer, method, t.lr, t.weight_decay, t.momentum, method.fixed_lr_modules())

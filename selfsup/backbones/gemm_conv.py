@@ -1,0 +1,80 @@
+"""3x3 convolutions on small maps as single matrix products (CPU).
+
+oneDNN's direct convolution kernels need several output rows to fill their AMX tiles. On a
+ResNet's last stage at 32 px input (4 x 4 maps of 512 channels, batch 256) they ran at
+0.7 TFLOP/s forward and 0.24 TFLOP/s for the weight gradient, where a matrix product of the same
+FLOPs reaches 2-2.4 TFLOP/s: those three convolutions took half of a bf16 ResNet-18 step's
+convolution time. Written as im2col + one product, a 4 x 4 map is a (B*16, 9*C) matrix, cheap to
+build, and the forward, the input gradient (itself a 3x3 convolution, of the flipped, transposed
+weight) and the weight gradient are each one product of the same FLOPs as the convolution.
+Larger maps stay with oneDNN (at 8 x 8 its forward was already twice as fast as the product), and
+so do few channels, where the product's extra memory traffic costs more than it saves. Compile with
+``dynamic=False`` (as ``train.compile`` and ``selfsup speed --compile`` do): with symbolic sizes
+(multi-crop's views of two sizes), inductor failed to order this output's strides.
+
+Forward + backward, batch 256 (2304 for 2 x 2 and 1 x 1: jigsaw tiles), oneDNN -> product, ms:
+bf16 512 ch at 4 x 4 118 -> 46, 256 at 2 x 2 109 -> 30, 128 at 4 x 4 6.3 -> 4.9, 64 at 2 x 2
+10.8 -> 4.7, 32 at 4 x 4 0.7 -> 1.2; fp32 512 at 4 x 4 245 -> 186, 256 at 2 x 2 193 -> 119, 256 at
+4 x 4 50 -> 51, 128 at 4 x 4 10.5 -> 16.9.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+MAX_PIXELS = 16  # maps of at most 4 x 4 (2 x 2 and 1 x 1: small multi-crop views) take the product path
+MIN_CHANNELS = {torch.bfloat16: 64, torch.float32: 256}  # ... with at least this many input channels
+
+
+def columns(x: Tensor) -> Tensor:
+    """(B, C, H, W) -> (B*H*W, 9*C): each pixel's zero-padded 3x3 neighbourhood, in (kh, kw, c) order."""
+    b, c, h, w = x.shape
+    padded = F.pad(x.permute(0, 2, 3, 1), (0, 0, 1, 1, 1, 1))  # (B, H+2, W+2, C)
+    windows = padded.unfold(1, 3, 1).unfold(2, 3, 1)  # (B, H, W, C, 3, 3), a view
+    return windows.permute(0, 1, 2, 4, 5, 3).reshape(b * h * w, 9 * c)
+
+
+def _as_maps(rows: Tensor, b: int, h: int, w: int) -> Tensor:
+    """(B*H*W, C) -> (B, C, H, W) in channels-last memory, without a copy."""
+    return rows.view(b, h, w, rows.shape[1]).permute(0, 3, 1, 2)  # no -1: torch.compile's symbolic sizes fail on it
+
+
+class _Conv3x3Product(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: Tensor, weight: Tensor) -> Tensor:
+        b, _, h, w = x.shape
+        cols = columns(x)
+        ctx.save_for_backward(cols, weight)
+        ctx.shape = (b, h, w)
+        cout, cin = weight.shape[:2]
+        return _as_maps(cols @ weight.permute(0, 2, 3, 1).reshape(cout, 9 * cin).t(), b, h, w)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[Tensor | None, Tensor | None]:
+        cols, weight = ctx.saved_tensors
+        b, h, w = ctx.shape
+        cout, cin = weight.shape[:2]
+        grad_x = grad_w = None
+        if ctx.needs_input_grad[0]:  # a 3x3 convolution of the gradient with the flipped, transposed weight
+            flipped = weight.flip(2, 3).permute(1, 2, 3, 0).reshape(cin, 9 * cout)
+            grad_x = _as_maps(columns(grad) @ flipped.t(), b, h, w)
+        if ctx.needs_input_grad[1]:
+            rows = grad.permute(0, 2, 3, 1).reshape(b * h * w, cout)
+            grad_w = (rows.t() @ cols).view(cout, 3, 3, cin).permute(0, 3, 1, 2)
+        return grad_x, grad_w
+
+
+class Conv2d(nn.Conv2d):
+    """``nn.Conv2d`` (same parameters and state dict) that runs 3x3, stride-1, bias-free convolutions of
+    CPU maps of at most ``MAX_PIXELS`` pixels and ``MIN_CHANNELS`` channels as matrix products; every
+    other case as usual."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        dtype = torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else x.dtype
+        if (x.device.type != "cpu" or x.shape[-2] * x.shape[-1] > MAX_PIXELS or self.in_channels < MIN_CHANNELS.get(dtype, 2**31)
+                or self.kernel_size != (3, 3) or self.stride != (1, 1) or self.padding != (1, 1) or self.dilation != (1, 1)
+                or self.groups != 1 or self.bias is not None):
+            return super().forward(x)
+        with torch.autocast("cpu", enabled=False):  # explicit casts: products in bf16, the fp32 weight's gradient in fp32
+            return _Conv3x3Product.apply(x.to(dtype), self.weight.to(dtype))
