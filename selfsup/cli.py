@@ -107,11 +107,12 @@ def _run(args: argparse.Namespace, rest: list[str]) -> int:
         from selfsup.train.loop import train
 
         cfg = load_config(args.config, args.overrides)
+        finished = False
         try:
             run_dir = train(cfg, resume=args.resume)  # under torchrun, one process per rank joins the group here
-            main = distributed.is_main()
+            main, finished = distributed.is_main(), True
         finally:
-            distributed.shutdown()
+            distributed.shutdown(wait=finished)
         if main:
             print(f"finished: {run_dir}")
     elif args.command == "eval":

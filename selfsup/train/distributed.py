@@ -43,8 +43,17 @@ def setup(device: torch.device) -> torch.device:
     return device
 
 
-def shutdown() -> None:
+def shutdown(wait: bool = False) -> None:
+    """Leave the process group; ``wait`` first waits for every rank (after a run that ended normally).
+
+    Without the wait, a rank that finished first (rank 1, while rank 0 still wrote the export)
+    tore down its gloo connections under its peer: once in a loaded test run, a rank died with
+    SIGABRT ("terminate called without an active exception"). After an error the peers may be
+    gone, so there is no wait.
+    """
     if dist.is_available() and dist.is_initialized():
+        if wait:
+            dist.barrier()
         dist.destroy_process_group()
 
 
