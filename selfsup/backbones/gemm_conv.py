@@ -12,10 +12,16 @@ so do few channels, where the product's extra memory traffic costs more than it 
 ``dynamic=False`` (as ``train.compile`` and ``selfsup speed --compile`` do): with symbolic sizes
 (multi-crop's views of two sizes), inductor failed to order this output's strides.
 
-Forward + backward, batch 256 (2304 for 2 x 2 and 1 x 1: jigsaw tiles), oneDNN -> product, ms:
-bf16 512 ch at 4 x 4 118 -> 46, 256 at 2 x 2 109 -> 30, 128 at 4 x 4 6.3 -> 4.9, 64 at 2 x 2
-10.8 -> 4.7, 32 at 4 x 4 0.7 -> 1.2; fp32 512 at 4 x 4 245 -> 186, 256 at 2 x 2 193 -> 119, 256 at
-4 x 4 50 -> 51, 128 at 4 x 4 10.5 -> 16.9.
+That is a property of AMX: on AVX-512 CPUs without it (AMD EPYC, Zen 4) oneDNN's kernels are
+faster at 4 x 4, and the product wins only for bf16 maps of 2 x 2 and 1 x 1 with many channels.
+So which convolutions take the product path depends on the CPU (``PRODUCT_WHEN``).
+
+Forward + backward, batch 256 (2304 for 2 x 2 and 1 x 1: jigsaw tiles), oneDNN -> product, ms.
+Intel Xeon with AMX: bf16 512 ch at 4 x 4 118 -> 46, 256 at 2 x 2 109 -> 30, 128 at 4 x 4 6.3 -> 4.9,
+64 at 2 x 2 10.8 -> 4.7, 32 at 4 x 4 0.7 -> 1.2; fp32 512 at 4 x 4 245 -> 186, 256 at 2 x 2 193 -> 119,
+256 at 4 x 4 50 -> 51, 128 at 4 x 4 10.5 -> 16.9. AMD EPYC without AMX: bf16 512 at 4 x 4 166 -> 168,
+128 at 4 x 4 11.2 -> 16.2, 256 at 2 x 2 112 -> 92, 64 at 2 x 2 13.0 -> 12.2, 512 at 1 x 1 125 -> 88,
+256 at 1 x 1 43 -> 25; fp32 slower everywhere (512 at 4 x 4 281 -> 459, 256 at 2 x 2 206 -> 281).
 """
 from __future__ import annotations
 
@@ -23,8 +29,23 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-MAX_PIXELS = 16  # maps of at most 4 x 4 (2 x 2 and 1 x 1: small multi-crop views) take the product path
-MIN_CHANNELS = {torch.bfloat16: 64, torch.float32: 256}  # ... with at least this many input channels
+
+
+def has_amx() -> bool:
+    """Whether this CPU has AMX tiles (Intel Xeon 4th generation and later)."""
+    probe = getattr(torch.cpu, "_is_amx_tile_supported", None)  # private, hence the fallback
+    if probe is not None:
+        return bool(probe())
+    try:
+        return " amx_tile" in open("/proc/cpuinfo").read()
+    except OSError:
+        return False
+
+
+# dtype -> (most pixels of a map, fewest input channels) that take the product path, where it measured
+# faster than oneDNN forward + backward (module docstring); a dtype not listed never takes it
+PRODUCT_WHEN: dict[torch.dtype, tuple[int, int]] = (
+    {torch.bfloat16: (16, 64), torch.float32: (16, 256)} if has_amx() else {torch.bfloat16: (4, 256)})
 
 
 def columns(x: Tensor) -> Tensor:
@@ -67,12 +88,12 @@ class _Conv3x3Product(torch.autograd.Function):
 
 class Conv2d(nn.Conv2d):
     """``nn.Conv2d`` (same parameters and state dict) that runs 3x3, stride-1, bias-free convolutions of
-    CPU maps of at most ``MAX_PIXELS`` pixels and ``MIN_CHANNELS`` channels as matrix products; every
-    other case as usual."""
+    small CPU maps with many channels (``PRODUCT_WHEN``) as matrix products; every other case as usual."""
 
     def forward(self, x: Tensor) -> Tensor:
         dtype = torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else x.dtype
-        if (x.device.type != "cpu" or x.shape[-2] * x.shape[-1] > MAX_PIXELS or self.in_channels < MIN_CHANNELS.get(dtype, 2**31)
+        max_pixels, min_channels = PRODUCT_WHEN.get(dtype, (0, 0))
+        if (x.device.type != "cpu" or x.shape[-2] * x.shape[-1] > max_pixels or self.in_channels < min_channels
                 or self.kernel_size != (3, 3) or self.stride != (1, 1) or self.padding != (1, 1) or self.dilation != (1, 1)
                 or self.groups != 1 or self.bias is not None):
             return super().forward(x)
