@@ -30,7 +30,6 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 
-
 def has_amx() -> bool:
     """Whether this CPU has AMX tiles (Intel Xeon 4th generation and later)."""
     probe = getattr(torch.cpu, "_is_amx_tile_supported", None)  # private, hence the fallback
