@@ -46,10 +46,10 @@ def setup(device: torch.device) -> torch.device:
 def shutdown(wait: bool = False) -> None:
     """Leave the process group; ``wait`` first waits for every rank (after a run that ended normally).
 
-    Without the wait, a rank that finished first (rank 1, while rank 0 still wrote the export)
-    tore down its gloo connections under its peer: once in a loaded test run, a rank died with
-    SIGABRT ("terminate called without an active exception"). After an error the peers may be
-    gone, so there is no wait.
+    Without the wait, a rank that finished first (rank 1 returns while rank 0 still writes the
+    export) tears down its gloo connections under its peer; once in a loaded test run a rank then
+    died with SIGABRT ("terminate called without an active exception"), most likely for that
+    reason. After an error the peers may be gone, so there is no wait.
     """
     if dist.is_available() and dist.is_initialized():
         if wait:
