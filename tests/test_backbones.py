@@ -275,12 +275,10 @@ def test_profile_main_prints_a_row_per_backbone(capsys):
         main(["resnet51"])
 
 
-AMX_RULES = {torch.bfloat16: (16, 64), torch.float32: (16, 256)}  # gemm_conv's choice on CPUs with AMX
-
-
 def test_small_map_products_are_chosen_by_the_cpu():
-    want = AMX_RULES if gemm_conv.has_amx() else {torch.bfloat16: (4, 256)}
-    assert gemm_conv.PRODUCT_WHEN == want
+    assert gemm_conv.AMX_RULE == {torch.bfloat16: (16, 64), torch.float32: (16, 256)}
+    assert gemm_conv.NO_AMX_RULE == {torch.bfloat16: (4, 256)}
+    assert gemm_conv.PRODUCT_WHEN == (gemm_conv.AMX_RULE if gemm_conv.has_amx() else gemm_conv.NO_AMX_RULE)
 
 
 @pytest.mark.parametrize("side", [4, 2])
@@ -289,7 +287,7 @@ def test_small_map_conv_as_a_product_matches_the_convolution(side, how, cin, mon
     """3x3 convolutions of <= 4x4 CPU maps run as matrix products (AMX's rules, on any CPU); output and both
     gradients match."""
     torch.manual_seed(0)
-    monkeypatch.setattr(gemm_conv, "PRODUCT_WHEN", AMX_RULES)
+    monkeypatch.setattr(gemm_conv, "PRODUCT_WHEN", gemm_conv.AMX_RULE)
     calls = []
     monkeypatch.setattr(gemm_conv, "columns", lambda x: calls.append(x.shape) or columns(x))
     conv = gemm_conv.Conv2d(cin, 40, 3, padding=1, bias=False)
@@ -314,7 +312,7 @@ def test_small_map_conv_as_a_product_matches_the_convolution(side, how, cin, mon
 
 
 def test_small_map_conv_leaves_other_cases_to_torch(monkeypatch):
-    monkeypatch.setattr(gemm_conv, "PRODUCT_WHEN", AMX_RULES)
+    monkeypatch.setattr(gemm_conv, "PRODUCT_WHEN", gemm_conv.AMX_RULE)
     monkeypatch.setattr(gemm_conv, "columns", lambda x: pytest.fail("product path taken"))
     x = torch.randn(2, 64, 4, 4)
     with torch.autocast("cpu", dtype=torch.bfloat16):
@@ -323,7 +321,7 @@ def test_small_map_conv_leaves_other_cases_to_torch(monkeypatch):
         gemm_conv.Conv2d(64, 64, 3, stride=2, padding=1, bias=False)(x)
         gemm_conv.Conv2d(64, 64, 1, bias=False)(x)
     gemm_conv.Conv2d(64, 64, 3, padding=1, bias=False)(x)  # fp32 with fewer than 256 channels
-    monkeypatch.setattr(gemm_conv, "PRODUCT_WHEN", {torch.bfloat16: (4, 256)})  # without AMX
+    monkeypatch.setattr(gemm_conv, "PRODUCT_WHEN", gemm_conv.NO_AMX_RULE)
     gemm_conv.Conv2d(256, 256, 3, padding=1, bias=False)(torch.randn(2, 256, 4, 4))  # fp32: never
     with torch.autocast("cpu", dtype=torch.bfloat16):
         gemm_conv.Conv2d(256, 256, 3, padding=1, bias=False)(torch.randn(2, 256, 4, 4))  # bf16 4x4: oneDNN

@@ -43,8 +43,9 @@ def has_amx() -> bool:
 
 # dtype -> (most pixels of a map, fewest input channels) that take the product path, where it measured
 # faster than oneDNN forward + backward (module docstring); a dtype not listed never takes it
-PRODUCT_WHEN: dict[torch.dtype, tuple[int, int]] = (
-    {torch.bfloat16: (16, 64), torch.float32: (16, 256)} if has_amx() else {torch.bfloat16: (4, 256)})
+AMX_RULE = {torch.bfloat16: (16, 64), torch.float32: (16, 256)}
+NO_AMX_RULE = {torch.bfloat16: (4, 256)}
+PRODUCT_WHEN: dict[torch.dtype, tuple[int, int]] = AMX_RULE if has_amx() else NO_AMX_RULE
 
 
 def columns(x: Tensor) -> Tensor:
