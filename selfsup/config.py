@@ -1,9 +1,10 @@
 """Run configuration: typed dataclasses, YAML files and ``key=value`` overrides.
 
-Only the run-level knobs live here. The ``backbone``, ``method`` and ``augment``
-sections are plain keyword arguments for constructors whose signatures hold the
-defaults; ``validate`` checks them against those signatures, so a misspelled key
-or a value outside the allowed set fails before any data is read.
+Plain data: only the run-level knobs live here. The ``backbone``, ``method`` and
+``augment`` sections are keyword arguments for constructors whose signatures hold
+the defaults; ``selfsup.train.build.check_config`` checks them against those
+signatures, so a misspelled key or a value outside the allowed set fails before any
+data is read.
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ import yaml
 from selfsup.registry import ConfigError, _describe, _value_fits
 
 CONFIG_DIR = Path(__file__).parent / "configs"
-DATASET_SIZE_ARG = "num_samples"  # a method argument filled with len(training set) by make_method, never by the config
+RUN_CONFIG = "config.yaml"  # a run folder's copy of its config
 
 
 class _Loader(yaml.SafeLoader):
@@ -80,8 +81,9 @@ class TrainConfig:
 class EvalConfig:
     knn_k: int = 200
     knn_temperature: float = 0.07
-    linear: bool = True
-    batch_size: int = 512
+    linear: bool = True  # the L-BFGS probe among the default protocols
+    batch_size: int = 512  # images per forward when extracting features
+    precision: Literal["auto", "fp32", "bf16"] | None = None  # None: train.precision
 
 
 @dataclass
@@ -103,33 +105,48 @@ class RunConfig:
         return Path(self.out_dir) / self.name
 
 
-def from_dict(data: dict[str, Any], cls: type = RunConfig, where: str = "") -> Any:
-    """Build the dataclass ``cls`` from a nested dict; unknown keys and wrong values are errors."""
+def from_dict(data: dict[str, Any], cls: type = RunConfig, where: str = "", kind: str = "config") -> Any:
+    """Build the dataclass ``cls`` from a nested dict; unknown keys and wrong values are errors naming them.
+
+    Fields may be dataclasses, ``dict[str, ...]`` (kept as given), ``list[...]`` of dataclasses or
+    of scalars, or scalars checked against their type hint. ``kind`` names the file in messages.
+    """
     if not isinstance(data, dict):
-        raise ConfigError(f"config section {where or '<root>'!r} must be a mapping, got {data!r}")
+        raise ConfigError(f"{kind} section {where.rstrip('.') or '<root>'!r} must be a mapping, got {data!r}")
     hints = typing.get_type_hints(cls)
     names = [f.name for f in dataclasses.fields(cls)]
     kwargs = {}
     for key, value in data.items():
         path = f"{where}{key}"
         if key not in names:
-            close = difflib.get_close_matches(key, names, n=1)
+            close = difflib.get_close_matches(str(key), names, n=1)
             hint = f" (did you mean {where + close[0]!r}?)" if close else ""
-            raise ConfigError(f"unknown config key {path!r}{hint}; keys here are: {', '.join(names)}")
-        hint = hints[key]
-        if dataclasses.is_dataclass(hint):
-            kwargs[key] = from_dict(value or {}, hint, f"{path}.")
-        elif typing.get_origin(hint) is dict:
-            if not isinstance(value, dict):
-                raise ConfigError(f"config key {path!r} must be a mapping, got {value!r}")
-            kwargs[key] = dict(value)
-        else:
-            if hint is float and isinstance(value, int) and not isinstance(value, bool):
-                value = float(value)
-            if not _value_fits(value, hint):
-                raise ConfigError(f"config key {path!r}={value!r} is not allowed; expected {_describe(hint)}")
-            kwargs[key] = value
+            raise ConfigError(f"unknown {kind} key {path!r}{hint}; keys here are: {', '.join(names)}")
+        kwargs[key] = _field_value(value, hints[key], path, kind)
+    missing = [f.name for f in dataclasses.fields(cls)
+               if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING and f.name not in kwargs]
+    if missing:
+        raise ConfigError(f"{kind} section {where.rstrip('.') or '<root>'!r} needs {missing[0]!r}")
     return cls(**kwargs)
+
+
+def _field_value(value: Any, hint: Any, path: str, kind: str) -> Any:
+    if dataclasses.is_dataclass(hint):
+        return from_dict(value or {}, hint, f"{path}.", kind)
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{kind} key {path!r} must be a mapping, got {value!r}")
+        return dict(value)
+    if origin is list:
+        if not isinstance(value, list) or not value:
+            raise ConfigError(f"{kind} key {path!r} must be a non-empty list, got {value!r}")
+        return [_field_value(v, args[0], f"{path}[{i}]", kind) for i, v in enumerate(value)]
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if not _value_fits(value, hint):
+        raise ConfigError(f"{kind} key {path!r}={value!r} is not allowed; expected {_describe(hint)}")
+    return value
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
@@ -158,7 +175,7 @@ def resolve_config_path(name_or_path: str | Path, folder: Path = CONFIG_DIR, wha
 
 
 def load_config(name_or_path: str | None = None, overrides: list[str] = ()) -> RunConfig:
-    """Read a YAML config (or the defaults), apply ``key=value`` overrides, check everything."""
+    """Read a YAML config (or the defaults) and apply ``key=value`` overrides; keys and run-level values are checked."""
     data: dict[str, Any] = {}
     if name_or_path is not None:
         path = resolve_config_path(name_or_path)
@@ -173,33 +190,19 @@ def load_config(name_or_path: str | None = None, overrides: list[str] = ()) -> R
             if not isinstance(node, dict):
                 raise ConfigError(f"override {text!r}: {k!r} is not a section")
         node[keys[-1]] = value
-    cfg = from_dict(data)
-    validate(cfg)
-    return cfg
+    return from_dict(data)
 
 
-def validate(cfg: RunConfig) -> None:
-    """Check the constructor sections against the registries before anything is built."""
-    from selfsup.augment import ViewAugment
-    from selfsup.backbones import BACKBONES
-    from selfsup.methods import METHODS
-    from selfsup.registry import check_kwargs
+def save_config(cfg: RunConfig, run_dir: str | Path) -> Path:
+    path = Path(run_dir) / RUN_CONFIG
+    path.write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+    return path
 
-    for section, registry in (("backbone", BACKBONES), ("method", METHODS)):
-        kwargs = dict(getattr(cfg, section))
-        if "name" not in kwargs:
-            raise ConfigError(f"config section {section!r} needs a 'name'; choose from: {', '.join(registry.names())}")
-        name = kwargs.pop("name")
-        fn = registry.get(name)
-        if section == "method" and DATASET_SIZE_ARG in kwargs:
-            raise ConfigError(f"config key 'method.{DATASET_SIZE_ARG}' is set from the training set's size; remove it")
-        check_kwargs(fn, kwargs, f"{section} {name!r} (config key {section}.*)")
-    check_kwargs(ViewAugment, cfg.augment, "augment (config key augment.*)")
-    t = cfg.train
-    for key in ("steps", "batch_size"):
-        if getattr(t, key) <= 0:
-            raise ConfigError(f"config key 'train.{key}'={getattr(t, key)} must be positive")
-    if t.lr <= 0:
-        raise ConfigError(f"config key 'train.lr'={t.lr} must be positive")
-    if t.warmup_steps >= t.steps:
-        raise ConfigError(f"config key 'train.warmup_steps'={t.warmup_steps} must be smaller than train.steps={t.steps}")
+
+def read_config(path: str | Path) -> RunConfig:
+    """A config file written by ``save_config`` (or by hand), typed and checked like ``load_config``'s."""
+    path = Path(path)
+    data = _yaml(path.read_text()) or {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {str(path)!r} must hold a mapping at the top level")
+    return from_dict(data)

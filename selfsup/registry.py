@@ -1,4 +1,4 @@
-"""One registry type for everything built by name (backbones, methods).
+"""One registry type for everything chosen by name (backbones, methods, datasets, evaluation protocols).
 
 Each package fills its registry explicitly in its ``__init__`` (no decorators
 that fire as an import side effect). ``build`` checks keyword arguments against
@@ -12,7 +12,14 @@ import typing
 from typing import Any, Callable
 
 
-class ConfigError(ValueError):
+class InputError(ValueError):
+    """Bad input from the user (a file, a folder, a dataset, a value); the message names it.
+
+    The CLI reports it as one line and exit status 2; any other exception is a bug and keeps its traceback.
+    """
+
+
+class ConfigError(InputError):
     """A configuration key or value that cannot be used; the message names it."""
 
 
@@ -29,6 +36,10 @@ class Registry:
 
     def names(self) -> list[str]:
         return sorted(self._entries)
+
+    def names_in_order(self) -> list[str]:
+        """Names in the order they were registered (protocols run in this order)."""
+        return list(self._entries)
 
     def get(self, name: str) -> Callable[..., Any]:
         if name not in self._entries:

@@ -8,10 +8,10 @@ import torch
 
 from selfsup.backbones.profile import count_flops
 from selfsup.cli import main
-from selfsup.config import load_config
-from selfsup.train import bench
-from selfsup.train.bench import BackboneCall, format_markdown, format_report, measure_speed
-from selfsup.train.build import keep_freed_cpu_memory
+from selfsup.train.build import load_checked_config
+from selfsup.train import speed
+from selfsup.train.speed import BackboneCall, format_markdown, format_report, measure_speed
+from selfsup.hardware import keep_freed_cpu_memory
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -20,7 +20,7 @@ TINY = ["data.subset=64", "backbone.width=0.125", "train.batch_size=4", "train.p
 
 @pytest.fixture(scope="module")
 def results(one_thread):
-    return {name: measure_speed(load_config(name, TINY), steps=1, warmup=1, matmul_seconds=0.01)
+    return {name: measure_speed(load_checked_config(name, TINY), steps=1, warmup=1, matmul_seconds=0.01)
             for name in ("simclr", "rotation")}
 
 
@@ -35,13 +35,13 @@ def test_speed_counts_each_methods_backbone_inputs(results):
 def test_calls_through_features_are_counted_with_their_channels():
     """Colorization calls ``backbone.features`` (not forward) on its 1-channel L input."""
     from selfsup.data.batch import Batch
-    from selfsup.train.build import load_train_data, make_method
+    from selfsup.train.build import load_train_data, method_from_config
 
-    cfg = load_config("colorization", ["data.subset=8", "backbone.width=0.125"])
+    cfg = load_checked_config("colorization", ["data.subset=8", "backbone.width=0.125"])
     data = load_train_data(cfg)
-    method = make_method(cfg, data).train()
+    method = method_from_config(cfg, data).train()
     images = torch.from_numpy(data.images[:4]).permute(0, 3, 1, 2).contiguous()
-    calls = bench.backbone_calls(method, Batch(images, torch.arange(4)), None)
+    calls = speed.backbone_calls(method, Batch(images, torch.arange(4)), None)
     assert [(c.n, c.channels, c.grad) for c in calls] == [(4, 1, True)]
     assert "features" not in vars(method.backbone)  # the counting wrapper is gone afterwards
 
@@ -78,8 +78,8 @@ def test_report_and_markdown_show_the_measurements(results):
 def test_no_grad_forwards_count_once_not_three_times(monkeypatch):
     """An EMA/key encoder's forward is a forward only: FLOPs x1, and the bare step does not back-propagate it."""
     calls = [BackboneCall(4, 28, 28, True), BackboneCall(4, 28, 28, False)]
-    monkeypatch.setattr(bench, "backbone_calls", lambda method, batch, amp: calls)
-    r = measure_speed(load_config("rotation", TINY), steps=1, warmup=1, matmul_seconds=0.01)
+    monkeypatch.setattr(speed, "backbone_calls", lambda method, batch, amp: calls)
+    r = measure_speed(load_checked_config("rotation", TINY), steps=1, warmup=1, matmul_seconds=0.01)
     from selfsup.backbones import build_backbone
 
     per_input = count_flops(build_backbone("resnet18_v1", width=0.125, stem="small"), 28)
@@ -92,18 +92,18 @@ def test_compile_failure_is_reported_and_measured_without(monkeypatch, capsys):
         raise RuntimeError("no compiler here")
 
     monkeypatch.setattr(torch, "compile", broken)
-    r = measure_speed(load_config("rotation", TINY), steps=1, warmup=1, compile=True, matmul_seconds=0.01)
+    r = measure_speed(load_checked_config("rotation", TINY), steps=1, warmup=1, compile=True, matmul_seconds=0.01)
     assert r["compile"].startswith("failed (RuntimeError)") and r["images_per_s"] > 0
     assert "torch.compile failed on this machine (RuntimeError: no compiler here)" in capsys.readouterr().out
 
 
 def test_speed_command_prints_markdown_and_writes_json(tmp_path, capsys):
     path = tmp_path / "speed.json"
-    assert main(["speed", "rotation", "simclr", *TINY, "--steps", "1", "--warmup", "1", "--precision", "bf16",
+    assert main(["speed", "rotation", "simclr", *TINY, "--steps", "1", "--warmup", "1", "--precision", "fp32",
                  "--no-channels-last", "--markdown", "--json", str(path), "--profile", "4"]) == 0
     out = capsys.readouterr().out
     rotation, simclr = json.loads(path.read_text())  # one measurement per config, overrides applied to both
-    assert rotation["precision"] == simclr["precision"] == "bf16" and rotation["channels_last"] is False
+    assert rotation["precision"] == simclr["precision"] == "fp32" and rotation["channels_last"] is False
     assert (rotation["backbone_inputs_per_step"], simclr["backbone_inputs_per_step"]) == (16, 8)
     assert "| rotation | resnet18_v1 x0.125 |" in out and "| simclr | resnet18_v1 x0.125 |" in out
     assert out.count("bare / full time") == 2
@@ -112,11 +112,11 @@ def test_speed_command_prints_markdown_and_writes_json(tmp_path, capsys):
 
 def test_speed_rejects_zero_steps():
     with pytest.raises(ValueError, match="steps"):
-        measure_speed(load_config("rotation", TINY), steps=0)
+        measure_speed(load_checked_config("rotation", TINY), steps=0)
 
 
 def test_speed_runs_the_epoch_hook_first_so_deepcluster_has_pseudo_labels():
-    r = measure_speed(load_config("deepcluster", [*TINY, "method.num_clusters=4"]), steps=1, warmup=1, matmul_seconds=0.01)
+    r = measure_speed(load_checked_config("deepcluster", [*TINY, "method.num_clusters=4"]), steps=1, warmup=1, matmul_seconds=0.01)
     assert r["backbone_inputs_per_step"] == 4 and r["images_per_s"] > 0
 
 

@@ -5,9 +5,10 @@ import torch
 from selfsup.augment import ViewAugment
 from selfsup.augment.multicrop import small_crop_augment
 from selfsup.backbones import build_backbone
+from selfsup.config import TrainConfig
 from selfsup.data.batch import Batch
 from selfsup.methods import build_method
-from selfsup.train.loop import _ema_update, train_step
+from selfsup.train.step import TrainStep, ema_update
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -23,8 +24,9 @@ def _method(name, **kwargs):
     return build_method(name, backbone=backbone, augment=ViewAugment(16), n_small_crops=2, small_size=8, **kwargs)
 
 
-def _sgd(method):
-    return torch.optim.SGD([p for p in method.parameters() if p.requires_grad], lr=0.5, momentum=0.9)
+def _step(method):
+    """The loop's own step for ``method``: SGD at lr 0.5, fp32."""
+    return TrainStep(method, TrainConfig(steps=100, lr=0.5, precision="fp32"))
 
 
 def test_small_crops_keep_every_large_setting_but_size_and_scale():
@@ -37,16 +39,16 @@ def test_small_crops_keep_every_large_setting_but_size_and_scale():
 
 def test_swav_prototypes_stay_unit_norm_and_are_frozen_for_the_first_steps():
     m = _method("swav", n_prototypes=10, proj_hidden_dim=16, proj_dim=8, freeze_prototypes_steps=2)
-    opt = _sgd(m)
+    step_fn = _step(m)
     with torch.no_grad():
         m.prototypes.weight.mul_(3.0)  # off the sphere: the next step must project them back
     before = torch.nn.functional.normalize(m.prototypes.weight, dim=1).clone()
     for step in range(2):
-        out = train_step(m, opt, _batch(seed=step), step, None, None)
+        out = step_fn(_batch(seed=step), step)
         assert m.prototypes.weight.grad is None  # frozen: the optimizer skips them
         torch.testing.assert_close(m.prototypes.weight, before)
         assert torch.isfinite(out.loss) and out.embedding.shape == (8, m.backbone.out_dim)
-    train_step(m, opt, _batch(seed=2), 2, None, None)
+    step_fn(_batch(seed=2), 2)
     assert m.prototypes.weight.grad is not None
     assert not torch.allclose(m.prototypes.weight, before)
     m.training_step(_batch(seed=3), 3)  # every step starts by normalising them
@@ -89,16 +91,16 @@ def test_dino_teacher_starts_as_the_student_gets_no_gradient_and_follows_by_ema(
     for online, target in pairs:
         for p_o, p_t in zip(online.parameters(), target.parameters()):
             assert torch.equal(p_o, p_t) and not p_t.requires_grad
-    opt = _sgd(m)
+    step_fn = _step(m)
     last_before = m.head.last.detach().clone()
-    train_step(m, opt, _batch(), 0, None, None)
+    step_fn(_batch(), 0)
     assert m.head.last.grad is None and torch.equal(m.head.last, last_before)  # frozen at step 0
     assert all(p.grad is None for p in m.teacher_backbone.parameters())
     assert m.center.abs().sum() > 0  # the centre moved off zero toward the teacher's mean
-    train_step(m, opt, _batch(seed=1), 1, None, None)
+    step_fn(_batch(seed=1), 1)
     assert m.head.last.grad is not None
     teacher_before = [p.clone() for p in m.teacher_head.parameters()]
-    _ema_update(pairs, 0.9)
+    ema_update(pairs, 0.9)
     for p_t, p_0, p_s in zip(m.teacher_head.parameters(), teacher_before, m.head.parameters()):
         torch.testing.assert_close(p_t, 0.9 * p_0 + 0.1 * p_s)
 
@@ -129,9 +131,9 @@ def test_dino_rejects_bad_arguments_by_name():
 
 @pytest.mark.parametrize("name", ["swav", "dino"])
 def test_bundled_config_validates_and_builds(name):
-    from selfsup.config import load_config
+    from selfsup.train.build import load_checked_config
 
-    cfg = load_config(name, ["backbone.width=0.125"])
+    cfg = load_checked_config(name, ["backbone.width=0.125"])
     kwargs = dict(cfg.method)
     assert kwargs.pop("name") == name
     backbone = build_backbone(cfg.backbone["name"], stem="small", width=0.125)

@@ -9,13 +9,14 @@ from safetensors.torch import load_file
 import selfsup.train.loop as loop
 from selfsup.augment import ViewAugment
 from selfsup.backbones import build_backbone
-from selfsup.config import load_config
+from selfsup.train.build import load_checked_config
 from selfsup.data import BatchLoader
 from selfsup.data.dataset import from_arrays
 from selfsup.methods import build_method
 from selfsup.methods.deepcluster import DeepCluster, cluster_balanced_weights, pca_whiten
 from selfsup.train import checkpoint
 from selfsup.train.loop import train
+from selfsup.train.step import TrainStep
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -127,27 +128,27 @@ def test_loop_clusters_at_each_epoch_start_and_resume_mid_epoch_restores_labels(
         return real_hook(self, epoch, dataset, device)
 
     monkeypatch.setattr(DeepCluster, "on_epoch_start", counted)
-    cfg = lambda name: load_config("deepcluster", [f"out_dir={tmp_path}", f"name={name}", *TINY,  # noqa: E731
+    cfg = lambda name: load_checked_config("deepcluster", [f"out_dir={tmp_path}", f"name={name}", *TINY,  # noqa: E731
                                                    "train.steps=10", "train.ckpt_every=6"])
     ref = train(cfg("ref"))  # 4 batches per epoch: clusterings before steps 0, 4 and 8
     assert calls == [0, 1, 2]
     ref_state = checkpoint.load(ref / "last.pt")
 
     calls.clear()
-    real_step = loop.train_step
+    real_step = TrainStep.__call__
 
-    def killed_at_step_7(method, opt, batch, step, *a):
+    def killed_at_step_7(self, batch, step):
         if step == 7:
             raise KeyboardInterrupt("simulated kill")
-        return real_step(method, opt, batch, step, *a)
+        return real_step(self, batch, step)
 
-    monkeypatch.setattr(loop, "train_step", killed_at_step_7)
+    monkeypatch.setattr(TrainStep, "__call__", killed_at_step_7)
     with pytest.raises(KeyboardInterrupt):
         train(cfg("killed"))
     assert calls == [0, 1]
     saved = checkpoint.load(tmp_path / "killed" / "last.pt")  # step 6: mid-epoch 1
     assert saved["step"] == 6 and saved["loader"]["position"] == 2 and "weights" in saved["loader"]
-    monkeypatch.setattr(loop, "train_step", real_step)
+    monkeypatch.setattr(TrainStep, "__call__", real_step)
     calls.clear()
     resumed = train(cfg("killed"), resume=True)
     assert calls == [2]  # no re-clustering on resuming mid-epoch; the next epoch clusters again

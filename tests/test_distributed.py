@@ -43,6 +43,7 @@ from safetensors.torch import load_file
 from selfsup.data import BatchLoader, from_arrays
 from selfsup.data.batch import Batch
 from selfsup.nn.distributed import gather_with_grad, rank, world_size
+from selfsup.train.step import TrainStep
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -500,19 +501,19 @@ TINY = ["data.subset=256", "backbone.width=0.125", "train.batch_size=32", "train
 
 def _train_reference_and_killed_run(out_dir: str) -> None:
     import selfsup.train.loop as loop
-    from selfsup.config import load_config
+    from selfsup.train.build import load_checked_config
 
-    loop.train(load_config("simclr", [f"out_dir={out_dir}", "name=ref", *TINY]))
-    real_step = loop.train_step
+    loop.train(load_checked_config("simclr", [f"out_dir={out_dir}", "name=ref", *TINY]))
+    real_step = TrainStep.__call__
 
-    def killed_after_the_checkpoint(model, opt, batch, step, *a):
+    def killed_after_the_checkpoint(self, batch, step):
         if step == 2:
             raise KeyboardInterrupt("simulated kill")  # on both ranks, as torchrun stops all when one dies
-        return real_step(model, opt, batch, step, *a)
+        return real_step(self, batch, step)
 
-    loop.train_step = killed_after_the_checkpoint
+    TrainStep.__call__ = killed_after_the_checkpoint
     try:
-        loop.train(load_config("simclr", [f"out_dir={out_dir}", "name=killed", *TINY]))
+        loop.train(load_checked_config("simclr", [f"out_dir={out_dir}", "name=killed", *TINY]))
     except KeyboardInterrupt:
         pass
 

@@ -12,9 +12,11 @@ from selfsup.augment.lab import lightness_input
 from selfsup.cli import main
 from selfsup.data import load_dataset
 from selfsup.eval.invariance import invariance, shuffle_tiles
-from selfsup.methods.jigsaw import tile_representation
-from selfsup.eval.layers import layer_probes, pooled_features
-from selfsup.eval.run import backbone_features, evaluate_run
+from selfsup.backbones.adapters import tile_representation
+from selfsup.eval.features import pooled_features
+from selfsup.eval.layers import layer_probes
+from selfsup.eval.features import backbone_features
+from selfsup.runs.evaluate import evaluate_run
 from selfsup.eval.supervised import balanced_subset, finetune, holdout_split, lr_schedule, sgd_probe
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -190,7 +192,7 @@ def test_an_l_only_encoder_is_fed_the_lightness_channel(fmnist):
 
 def test_sgd_finetune_and_invariance_accept_an_l_only_encoder(fmnist):
     """They augment RGB; the wrapped L-only encoder reads it as L (it crashed on 3 channels)."""
-    from selfsup.methods.colorization import LightnessBackbone, rgb_input
+    from selfsup.backbones.adapters import LightnessBackbone, rgb_input
 
     train, test = fmnist
     few, few_test = train.subset(range(64)), test.subset(range(32))

@@ -4,11 +4,12 @@ import json
 import pytest
 import yaml
 
-from selfsup import grid as grid_mod
+from selfsup.runs import grid as grid_mod
 from selfsup.cli import main
-from selfsup.grid import GRID_DIR, Budget, calibrate_steps, load_grid, parse_grid, run_grid, with_budget
+from selfsup.runs.grid import GRID_DIR, Budget, calibrate_steps, load_grid, parse_grid, run_grid, with_budget
 from selfsup.registry import ConfigError
 from selfsup.train import loop
+from selfsup.train.step import TrainStep
 
 
 def tiny(tmp_path, **changes):
@@ -33,7 +34,7 @@ def test_bundled_grids_parse_and_every_cell_config_validates():
 def test_unknown_grid_key_is_an_error_naming_it(tmp_path):
     with pytest.raises(ConfigError, match=r"unknown grid key 'backbone'.*did you mean 'backbones'"):
         parse_grid({**tiny(tmp_path), "backbone": []})
-    with pytest.raises(ConfigError, match=r"unknown grid key budget\.'step'"):
+    with pytest.raises(ConfigError, match=r"unknown grid key 'budget\.step'"):
         parse_grid(tiny(tmp_path, budget={"step": 3}))
     with pytest.raises(ConfigError, match=r"unknown protocol"):
         parse_grid(tiny(tmp_path, protocols=["knn", "lineaar"]))
@@ -61,9 +62,9 @@ def test_budget_scales_warmup_and_minutes_calibrate_a_whole_schedule(tmp_path):
 
 def test_minute_budgets_calibrate_deepcluster_after_its_first_clustering():
     """DeepCluster's step needs the pseudo-labels of its epoch hook; calibration used to crash without them."""
-    from selfsup.config import load_config
+    from selfsup.train.build import load_checked_config
 
-    cfg = load_config("deepcluster", ["data.subset=64", "backbone.width=0.125", "train.batch_size=16",
+    cfg = load_checked_config("deepcluster", ["data.subset=64", "backbone.width=0.125", "train.batch_size=16",
                                       "train.precision=fp32", "method.num_clusters=4"])
     steps, per_step = calibrate_steps(cfg, minutes=0.1, probe_steps=1)
     assert per_step > 0 and steps >= 2
@@ -73,14 +74,14 @@ def test_grid_resumes_interrupted_cells_records_failures_and_skips_finished_ones
     broken = {"config": "rotation", "label": "broken", "overrides": {"data.subset": 10**7}}  # fails at run time
     g = parse_grid(tiny(tmp_path, methods=["rotation", broken, "simclr"]))
     out = g.out_dir
-    real_step = loop.train_step
+    real_step = TrainStep.__call__
 
-    def interrupted(method, optimizer, batch, step, *a):
-        if type(method).__name__ == "SimCLR" and step == 3:
+    def interrupted(self, batch, step):
+        if type(self.method).__name__ == "SimCLR" and step == 3:
             raise KeyboardInterrupt  # a killed job, after the checkpoint at step 2
-        return real_step(method, optimizer, batch, step, *a)
+        return real_step(self, batch, step)
 
-    monkeypatch.setattr(loop, "train_step", interrupted)
+    monkeypatch.setattr(TrainStep, "__call__", interrupted)
     lines = []
     with pytest.raises(KeyboardInterrupt):
         run_grid(g, print_fn=lines.append)
@@ -93,7 +94,7 @@ def test_grid_resumes_interrupted_cells_records_failures_and_skips_finished_ones
     assert "knn_top1" in json.loads((rot / "eval_random_init.json").read_text())
     assert any("random init of resnet18_v1" in line for line in lines)
 
-    monkeypatch.setattr(loop, "train_step", real_step)
+    monkeypatch.setattr(TrainStep, "__call__", real_step)
     lines.clear()
     status = run_grid(g, print_fn=lines.append)
     assert status[sim.name]["status"] == "done" and status[sim.name]["started_as"] == "interrupted"
@@ -111,7 +112,7 @@ def test_grid_resumes_interrupted_cells_records_failures_and_skips_finished_ones
         trained.append(cfg.name)
         raise RuntimeError("not trained in this test")
 
-    monkeypatch.setattr(grid_mod, "_train", train_spy)
+    monkeypatch.setattr(grid_mod, "train", train_spy)
     status = run_grid(g, print_fn=lines.append)
     assert trained == [bad.name]  # only the failed cell is tried again
     assert status[rot.name]["status"] == status[sim.name]["status"] == "done"

@@ -112,12 +112,12 @@ def test_shuffled_bn_normalises_each_group_on_its_own():
 
 
 def test_builder_sizes_moco_queue_to_the_training_set():
-    from selfsup.config import load_config
-    from selfsup.train.build import load_train_data, make_method
+    from selfsup.train.build import load_checked_config
+    from selfsup.train.build import load_train_data, method_from_config
 
-    cfg = load_config("moco", ["data.subset=300", "backbone.width=0.125", "method.queue_size=512"])
+    cfg = load_checked_config("moco", ["data.subset=300", "backbone.width=0.125", "method.queue_size=512"])
     with pytest.warns(UserWarning, match="clamped to 300"):
-        moco = make_method(cfg, load_train_data(cfg))
+        moco = method_from_config(cfg, load_train_data(cfg))
     assert len(moco.queue) == 300
 
 
@@ -128,7 +128,7 @@ def test_moco_head_with_bn_option_trains_a_step():
 
 def test_simsiam_predictor_keeps_the_peak_lr_while_the_rest_decays(tmp_path):
     """SimSiam's predictor is trained at a fixed rate (the loop skips the schedule for groups marked fixed_lr)."""
-    from selfsup.config import load_config
+    from selfsup.train.build import load_checked_config
     from selfsup.train import checkpoint
     from selfsup.train.loop import train
 
@@ -138,7 +138,7 @@ def test_simsiam_predictor_keeps_the_peak_lr_while_the_rest_decays(tmp_path):
     assert fixed == {id(p) for p in method.predictor.parameters()}
     assert sum(len(g["params"]) for g in groups) == sum(1 for p in method.parameters() if p.requires_grad)
     assert not make("simsiam", fix_predictor_lr=False).fixed_lr_modules()
-    cfg = load_config("simsiam", [f"out_dir={tmp_path}", "name=s", "data.subset=64", "backbone.width=0.125",
+    cfg = load_checked_config("simsiam", [f"out_dir={tmp_path}", "name=s", "data.subset=64", "backbone.width=0.125",
                                   "train.steps=4", "train.warmup_steps=1", "train.batch_size=16", "train.lr=0.05",
                                   "train.progress=false", "method.proj_hidden_dim=32", "method.dim=16",
                                   "method.pred_hidden_dim=8"])

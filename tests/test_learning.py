@@ -5,10 +5,11 @@ import os
 import pytest
 import torch
 
-from selfsup.config import load_config
-from selfsup.eval.run import evaluate_backbone
-from selfsup.methods.jigsaw import TileMeanBackbone
-from selfsup.train.build import load_backbone, load_train_data, make_backbone
+from selfsup.train.build import load_checked_config
+from selfsup.eval.frozen import evaluate_backbone
+from selfsup.backbones.adapters import TileMeanBackbone
+from selfsup.runs.folder import load_backbone
+from selfsup.train.build import load_train_data, make_backbone
 from selfsup.train.loop import train
 
 # (method, overrides, points the trained encoder must gain over random init on kNN[, options])
@@ -109,7 +110,7 @@ def test_longer_runs_beat_random_init_on_knn(method, tmp_path):
 
 def check_beats_random_init(method, overrides, margin, options=None, *, tmp_path):
     options = options or {}
-    cfg = load_config(method, [f"out_dir={tmp_path}", "name=e2e", "data.subset=10000", "backbone.width=0.25",
+    cfg = load_checked_config(method, [f"out_dir={tmp_path}", "name=e2e", "data.subset=10000", "backbone.width=0.25",
                                "train.warmup_steps=10", "train.progress=false", *overrides])
     run = train(cfg)
     train_ds = load_train_data(cfg)

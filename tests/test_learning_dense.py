@@ -18,22 +18,23 @@ import torch
 from selfsup.augment import to_input
 from selfsup.augment.convert import to_unit_float
 from selfsup.augment.lab import rebalancing_weights, soft_encode, split_lab
-from selfsup.config import load_config
+from selfsup.train.build import load_checked_config
 from selfsup.data import load_dataset
-from selfsup.eval.run import evaluate_backbone
-from selfsup.methods.colorization import pixel_grid, rebalanced_cross_entropy, rgb_input
+from selfsup.eval.frozen import evaluate_backbone
+from selfsup.backbones.adapters import rgb_input
+from selfsup.methods.colorization import pixel_grid, rebalanced_cross_entropy
 from selfsup.methods.inpainting import masked_l2
 from selfsup.train import checkpoint
-from selfsup.train.build import load_train_data, make_backbone, make_method
+from selfsup.train.build import load_train_data, make_backbone, method_from_config
 from selfsup.train.loop import train
 
 
 def trained_method(name, tmp_path, overrides):
-    cfg = load_config(name, [f"out_dir={tmp_path}", "name=e2e", "backbone.width=0.25", "train.warmup_steps=10",
+    cfg = load_checked_config(name, [f"out_dir={tmp_path}", "name=e2e", "backbone.width=0.25", "train.warmup_steps=10",
                              "train.progress=false", *overrides])
     run = train(cfg)
     data = load_train_data(cfg)
-    method = make_method(cfg, data)
+    method = method_from_config(cfg, data)
     method.load_state_dict(checkpoint.load(run / "last.pt")["method"])
     return method.eval(), cfg
 

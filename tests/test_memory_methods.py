@@ -7,14 +7,14 @@ import torch.nn.functional as F
 
 from selfsup.augment import ViewAugment
 from selfsup.backbones import build_backbone
-from selfsup.config import load_config
+from selfsup.train.build import load_checked_config
 from selfsup.data import Batch
 from selfsup.data.dataset import from_arrays
 from selfsup.losses.nce import nce_loss
 from selfsup.methods import build_method
 from selfsup.methods.pirl import pirl_loss, random_rotation
 from selfsup.registry import ConfigError
-from selfsup.train.build import make_method
+from selfsup.train.build import method_from_config
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -116,11 +116,11 @@ def test_pirl_default_negatives_scale_with_the_dataset():
 
 
 def test_make_method_passes_the_dataset_size_and_the_config_cannot_set_it():
-    cfg = load_config("npid", ["backbone.width=0.125"])
+    cfg = load_checked_config("npid", ["backbone.width=0.125"])
     data = from_arrays(torch.randint(0, 256, (37, 28, 28), dtype=torch.uint8))
-    method = make_method(cfg, data)
+    method = method_from_config(cfg, data)
     assert method.memory.bank.shape[0] == 37
     with pytest.raises(ConfigError, match="method.num_samples"):
-        load_config("npid", ["method.num_samples=37"])
-    rotation = make_method(load_config("rotation", ["backbone.width=0.125"]), data)  # takes no num_samples: fine
+        load_checked_config("npid", ["method.num_samples=37"])
+    rotation = method_from_config(load_checked_config("rotation", ["backbone.width=0.125"]), data)  # takes no num_samples: fine
     assert rotation is not None

@@ -5,7 +5,7 @@ import torch
 from selfsup.augment import ViewAugment
 from selfsup.backbones import build_backbone
 from selfsup.methods import build_method
-from selfsup.pictures import DRAWERS
+from selfsup.runs.pictures import DRAWERS
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

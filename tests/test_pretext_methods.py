@@ -7,7 +7,7 @@ from selfsup.augment.jigsaw import crop_tiles, permutation_set, standardize_tile
 from selfsup.backbones import build_backbone
 from selfsup.data import Batch
 from selfsup.methods import build_method
-from selfsup.methods.jigsaw import TileMeanBackbone, tile_representation
+from selfsup.backbones.adapters import TileMeanBackbone, tile_representation
 from selfsup.methods.rotation import rotate_all
 
 pytestmark = pytest.mark.usefixtures("one_thread")

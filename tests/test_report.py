@@ -4,7 +4,7 @@ import json
 import numpy as np
 from PIL import Image
 
-from selfsup.report import plots
+from selfsup.runs.report import plots
 
 
 def _is_png(path):
@@ -38,7 +38,7 @@ def test_new_report_plots_write_pngs(tmp_path):
 
 
 def test_rank_correlations_match_hand_computed_kendall_and_spearman():
-    from selfsup.report.tables import rank_correlations
+    from selfsup.runs.report.tables import rank_correlations
 
     scores = {"r18": {"a": 1, "b": 2, "c": 3, "d": 4}, "r50": {"a": 1, "b": 3, "c": 2, "d": 4}, "vgg": {"a": 9}}
     labels, tau = rank_correlations(scores, "kendall")
@@ -50,7 +50,7 @@ def test_rank_correlations_match_hand_computed_kendall_and_spearman():
 
 
 def test_rankings_average_seeds_and_order_best_first():
-    from selfsup.report.tables import mean_scores, ranking_rows
+    from selfsup.runs.report.tables import mean_scores, ranking_rows
 
     runs = [{"method": m, "backbone": "resnet18_v1", "width": 0.25, "knn_top1": acc}
             for m, acc in (("simclr", 80.0), ("simclr", 70.0), ("rotation", 76.0))]
@@ -60,7 +60,7 @@ def test_rankings_average_seeds_and_order_best_first():
 
 
 def test_results_put_one_random_init_row_before_each_architectures_runs():
-    from selfsup.report.tables import results_rows
+    from selfsup.runs.report.tables import results_rows
 
     def run(method, backbone, knn, random_init=None):
         return {"method": method, "backbone": backbone, "width": 0.25, "seed": 0, "knn_top1": knn, "linear_top1": None,
@@ -76,7 +76,7 @@ def test_results_put_one_random_init_row_before_each_architectures_runs():
 
 
 def test_nearest_neighbours_and_queries_cover_classes():
-    from selfsup.report.embeddings import nearest_neighbours, pick_queries
+    from selfsup.runs.report.embeddings import nearest_neighbours, pick_queries
 
     train = np.array([[1.0, 0.0], [0.0, 1.0], [0.7, 0.7], [-1.0, 0.0]])
     assert nearest_neighbours(train, np.array([[1.0, 0.1]]), k=3).tolist() == [[0, 2, 1]]

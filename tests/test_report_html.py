@@ -16,8 +16,8 @@ import pytest
 import yaml
 
 from selfsup.cli import main
-from selfsup.grid import GRID_DIR, parse_grid, run_grid
-from selfsup.report.html import write_report
+from selfsup.runs.grid import GRID_DIR, parse_grid, run_grid
+from selfsup.runs.report.html import write_report
 
 ARTIFACTS = Path(__file__).parent / "artifacts"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

@@ -1,6 +1,6 @@
 import numpy as np
 
-from selfsup.train.schedules import ema_momentum, warmup_cosine
+from selfsup.schedules import ema_momentum, warmup_cosine
 
 
 def test_warmup_cosine_shape_and_endpoints():

@@ -14,15 +14,16 @@ from test_train import TINY  # the loop tests' tiny run settings
 
 import selfsup.train.loop as loop
 from selfsup.cli import main as cli
-from selfsup.config import load_config
+from selfsup.train.build import load_checked_config
 from selfsup.data import load_dataset
 from selfsup.data.shards import ShardLoader, index_shards, open_shards, write_shards
-from selfsup.eval.run import evaluate_run
+from selfsup.runs.evaluate import evaluate_run
 from selfsup.registry import ConfigError
 from selfsup.train import checkpoint
-from selfsup.train.build import make_method
-from selfsup.train.bench import measure_data_speed
+from selfsup.train.build import method_from_config
+from selfsup.train.speed import measure_data_speed
 from selfsup.train.loop import train
+from selfsup.train.step import TrainStep
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -201,7 +202,7 @@ def test_corrupt_members_are_skipped_counted_and_warned_about_once(shard_dir, so
         batches = epoch_batches(loader)
     messages = sorted(str(w.message) for w in caught)
     assert len(messages) == 3
-    assert "shard-000000.tar: skipping corrupt member 000010.cls (ValueError: label 12 is outside [0, 10))" in messages[0]
+    assert "shard-000000.tar: skipping corrupt member 000010.cls (InputError: label 12 is outside [0, 10))" in messages[0]
     assert "shard-000002.tar: skipping corrupt member 000130.png" in messages[1]
     assert "shard-000003.tar: skipping corrupt member 000200.cls" in messages[2]
     assert loader.skipped == 3
@@ -248,26 +249,26 @@ def test_bad_paths_give_errors_naming_the_file(shard_dir, tmp_path):
 
 def shard_config(tmp_path, shard_dir, name, *extra, method="rotation"):
     tiny = [o for o in TINY if not o.startswith("data.subset")]
-    return load_config(method, [f"out_dir={tmp_path}", f"name={name}", "data.name=shards", f"data.root={shard_dir}",
+    return load_checked_config(method, [f"out_dir={tmp_path}", f"name={name}", "data.name=shards", f"data.root={shard_dir}",
                                 "data.shuffle_buffer=64", *tiny, "train.batch_size=48", *extra])
 
 
 def test_training_on_shards_resumes_to_identical_weights(shard_dir, tmp_path, monkeypatch):
     ref = train(shard_config(tmp_path, shard_dir, "ref", "train.steps=7", "train.ckpt_every=3"))  # 5 batches per epoch
 
-    real_step = loop.train_step
+    real_step = TrainStep.__call__
 
-    def killed_at_step_4(method, opt, batch, step, *a):
+    def killed_at_step_4(self, batch, step):
         if step == 4:
             raise KeyboardInterrupt("simulated kill")
-        return real_step(method, opt, batch, step, *a)
+        return real_step(self, batch, step)
 
     cfg = shard_config(tmp_path, shard_dir, "killed", "train.steps=7", "train.ckpt_every=3")
-    monkeypatch.setattr(loop, "train_step", killed_at_step_4)
+    monkeypatch.setattr(TrainStep, "__call__", killed_at_step_4)
     with pytest.raises(KeyboardInterrupt):
         train(cfg)
     assert checkpoint.load(cfg.run_dir / "last.pt")["loader"]["position"] == 3
-    monkeypatch.setattr(loop, "train_step", real_step)
+    monkeypatch.setattr(TrainStep, "__call__", real_step)
     resumed = train(cfg, resume=True)
     a, b = load_file(str(ref / "backbone.safetensors")), load_file(str(resumed / "backbone.safetensors"))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
@@ -280,7 +281,7 @@ def test_methods_needing_the_whole_dataset_refuse_shards_before_training(shard_d
     with pytest.raises(ConfigError, match="'deepcluster' needs the whole training set.*on_epoch_start"):
         train(cfg)
     assert not (cfg.run_dir / "last.pt").exists()
-    npid = make_method(shard_config(tmp_path, shard_dir, "npid", method="npid"), open_shards(shard_dir))
+    npid = method_from_config(shard_config(tmp_path, shard_dir, "npid", method="npid"), open_shards(shard_dir))
     assert npid.memory.num_samples == N  # memory banks are sized from shards.json
     with pytest.raises(ConfigError, match="data.subset"):
         train(shard_config(tmp_path, shard_dir, "sub", "data.subset=10"))
@@ -293,6 +294,6 @@ def test_prepare_shards_command_and_data_speed(tmp_path, capsys):
     assert info["count"] == 10_000 and [s["count"] for s in info["shards"]] == [4000, 4000, 2000]
     assert (info["dataset"], info["split"]) == ("fashion_mnist", "test")
     assert cli(["prepare", "fashion_mnist", "--shards", str(out)]) == 2 and "already holds shards" in capsys.readouterr().err
-    cfg = load_config("rotation", ["data.name=shards", f"data.root={out}", "train.batch_size=64", "train.device=cpu"])
+    cfg = load_checked_config("rotation", ["data.name=shards", f"data.root={out}", "train.batch_size=64", "train.device=cpu"])
     r = measure_data_speed(cfg, batches=5)
     assert r["loader"] == "ShardLoader" and r["batches"] == 5 and r["images_per_s"] > 0

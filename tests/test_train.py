@@ -5,37 +5,37 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-import selfsup.train.build as build
 import selfsup.train.loop as loop
-from selfsup.config import load_config
+from selfsup.train.build import load_checked_config
 from selfsup.train import checkpoint
-from selfsup.train.build import load_backbone
-from selfsup.train.loop import NonFiniteLossError, RunExistsError, train
+from selfsup.runs.folder import load_backbone
+from selfsup.train.loop import RunExistsError, train
+from selfsup.train.step import NonFiniteLossError, TrainStep
 
 TINY = ["data.subset=256", "backbone.width=0.125", "train.batch_size=32", "train.precision=fp32",
         "train.progress=false", "train.log_every=1", "train.warmup_steps=0"]
 
 
 def tiny_config(tmp_path, name, *extra):
-    return load_config("rotation", [f"out_dir={tmp_path}", f"name={name}", *TINY, *extra])
+    return load_checked_config("rotation", [f"out_dir={tmp_path}", f"name={name}", *TINY, *extra])
 
 
 def test_resume_after_kill_gives_identical_weights(tmp_path, monkeypatch):
     ref = train(tiny_config(tmp_path, "ref", "train.steps=6", "train.ckpt_every=3"))
 
-    real_step = loop.train_step
+    real_step = TrainStep.__call__
 
-    def killed_at_step_4(method, opt, batch, step, *a):
+    def killed_at_step_4(self, batch, step):
         if step == 4:
             raise KeyboardInterrupt("simulated kill")
-        return real_step(method, opt, batch, step, *a)
+        return real_step(self, batch, step)
 
     cfg = tiny_config(tmp_path, "killed", "train.steps=6", "train.ckpt_every=3")
-    monkeypatch.setattr(loop, "train_step", killed_at_step_4)
+    monkeypatch.setattr(TrainStep, "__call__", killed_at_step_4)
     with pytest.raises(KeyboardInterrupt):
         train(cfg)
     assert checkpoint.load(cfg.run_dir / "last.pt")["step"] == 3
-    monkeypatch.setattr(loop, "train_step", real_step)
+    monkeypatch.setattr(TrainStep, "__call__", real_step)
     resumed = train(cfg, resume=True)
 
     a, b = load_file(str(ref / "backbone.safetensors")), load_file(str(resumed / "backbone.safetensors"))
@@ -54,15 +54,15 @@ def test_checkpoint_loads_with_weights_only(tmp_path):
 
 
 def test_nan_loss_stops_at_once_naming_the_step_and_keeps_checkpoint(tmp_path, monkeypatch):
-    real_step = loop.train_step
+    real_step = TrainStep.__call__
 
-    def poisoned(method, opt, batch, step, *a):
+    def poisoned(self, batch, step):
         if step == 3:
-            for p in method.parameters():
+            for p in self.method.parameters():
                 p.data.fill_(float("nan"))
-        return real_step(method, opt, batch, step, *a)
+        return real_step(self, batch, step)
 
-    monkeypatch.setattr(loop, "train_step", poisoned)
+    monkeypatch.setattr(TrainStep, "__call__", poisoned)
     cfg = tiny_config(tmp_path, "nan", "train.steps=8", "train.ckpt_every=2")
     with pytest.raises(NonFiniteLossError, match="at step 3.*last good checkpoint.*step 2"):
         train(cfg)
@@ -95,17 +95,17 @@ def test_metrics_log_has_loss_throughput_and_collapse_monitors(tmp_path):
 
 
 def test_collapsed_encoder_is_flagged_in_the_log_and_warned(tmp_path, monkeypatch):
-    real_make = build.make_method
+    real_make = loop.method_from_config
 
-    def collapsed(cfg, dataset):
-        method = real_make(cfg, dataset)
+    def collapsed(cfg, dataset, device):
+        method = real_make(cfg, dataset, device)
         for m in method.backbone.modules():  # zero convs: every image maps to the same pre-logits
             if isinstance(m, torch.nn.Conv2d):
                 torch.nn.init.zeros_(m.weight)
         return method
 
-    monkeypatch.setattr(build, "make_method", collapsed)  # what train() builds its method with
-    cfg = load_config("simclr", [f"out_dir={tmp_path}", "name=collapsed", *TINY, "train.steps=2", "train.lr=1e-8"])
+    monkeypatch.setattr(loop, "method_from_config", collapsed)  # what train() builds its method with
+    cfg = load_checked_config("simclr", [f"out_dir={tmp_path}", "name=collapsed", *TINY, "train.steps=2", "train.lr=1e-8"])
     with pytest.warns(UserWarning, match="collapsed"):
         run = train(cfg)
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
@@ -113,7 +113,7 @@ def test_collapsed_encoder_is_flagged_in_the_log_and_warned(tmp_path, monkeypatc
 
 
 def test_healthy_encoder_is_not_flagged(tmp_path):
-    run = train(load_config("simclr", [f"out_dir={tmp_path}", "name=ok", *TINY, "train.steps=2"]))
+    run = train(load_checked_config("simclr", [f"out_dir={tmp_path}", "name=ok", *TINY, "train.steps=2"]))
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert not any(r["collapsed"] for r in records)
 

@@ -14,12 +14,13 @@ import copy
 import inspect
 import statistics
 import time
-from typing import Literal
+
 
 import torch
 from torch import nn
 
 from selfsup.backbones import BACKBONES, backbone_names, build_backbone
+from selfsup.precision import Precision, autocast, autocast_dtype, resolved
 
 
 def count_params(model: nn.Module) -> int:
@@ -64,7 +65,7 @@ def train_images_per_s(
     model: nn.Module,
     size: int = 32,
     batch: int = 64,
-    precision: Literal["bf16", "fp32"] = "bf16",
+    precision: Precision = "auto",
     steps: int = 3,
     threads: int | None = None,
 ) -> float:
@@ -81,9 +82,10 @@ def train_images_per_s(
     model = copy.deepcopy(model).train().to(memory_format=torch.channels_last)
     opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
     x = torch.randn(batch, getattr(model, "in_channels", 3), size, size).to(memory_format=torch.channels_last)
+    amp = autocast_dtype(precision, "cpu")
 
     def step() -> None:
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+        with autocast("cpu", amp):
             loss = model(x).float().square().mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -193,14 +195,14 @@ def markdown_table(
     width: float = 1.0,
     batch: int = 64,
     steps: int = 3,
-    precision: Literal["bf16", "fp32"] = "bf16",
+    precision: Precision = "auto",
     threads: int | None = None,
 ) -> str:
     """README table: params, GFLOPs at 32 px (small stem) and 224 px (ImageNet stem), CPU img/s at 32 px."""
     names = backbone_names() if names is None else names
     rows = [
         f"| backbone (width {width:g}) | params (M) | pre-logits | GFLOPs @32 px | GFLOPs @224 px "
-        f"| train img/s @32 px ({precision}, batch {batch}, {threads or torch.get_num_threads()} threads) |",
+        f"| train img/s @32 px ({resolved(precision, 'cpu')}, batch {batch}, {threads or torch.get_num_threads()} threads) |",
         "|---|---:|---:|---:|---:|---:|",
     ]
     for name in names:
@@ -220,7 +222,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--width", type=float, default=1.0)
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--steps", type=int, default=3)
-    parser.add_argument("--precision", choices=["bf16", "fp32"], default="bf16")
+    parser.add_argument("--precision", choices=["auto", "bf16", "fp32"], default="auto",
+                        help="auto: bf16 where the CPU runs it fast")
     parser.add_argument("--threads", type=int, default=None, help="torch threads for the speed column (default: torch's)")
     parser.add_argument("--revnet-batch", type=int, default=64, help="batch for the RevNet memory row; 0 skips it")
     args = parser.parse_args(argv)

@@ -16,6 +16,7 @@ import numpy as np
 
 from selfsup.data.dataset import ImageDataset, resized
 from selfsup.data.files import check_split, find_root, first_existing
+from selfsup.registry import InputError
 
 _ALLOWED_GLOBALS = {
     ("numpy", "ndarray"), ("numpy", "dtype"),
@@ -39,9 +40,9 @@ def load_pickle(path: Path) -> dict[str, Any]:
         with open(path, "rb") as f:
             obj = _ArrayOnlyUnpickler(io.BytesIO(f.read()), encoding="bytes").load()
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, ImportError) as e:
-        raise ValueError(f"{path}: not a CIFAR python pickle ({e})") from e
+        raise InputError(f"{path}: not a CIFAR python pickle ({e})") from e
     if not isinstance(obj, dict):
-        raise ValueError(f"{path}: not a CIFAR python pickle (holds a {type(obj).__name__}, expected a dict)")
+        raise InputError(f"{path}: not a CIFAR python pickle (holds a {type(obj).__name__}, expected a dict)")
     return {k.decode("latin1") if isinstance(k, bytes) else k: v for k, v in obj.items()}
 
 
@@ -49,12 +50,12 @@ def _batch_arrays(path: Path, label_key: str) -> tuple[np.ndarray, np.ndarray]:
     batch = load_pickle(path)
     missing = [k for k in ("data", label_key) if k not in batch]
     if missing:
-        raise ValueError(f"{path}: CIFAR batch lacks key(s) {missing}; found {sorted(batch)}")
+        raise InputError(f"{path}: CIFAR batch lacks key(s) {missing}; found {sorted(batch)}")
     data, labels = np.asarray(batch["data"]), np.asarray(batch[label_key])
     if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3 * 32 * 32:
-        raise ValueError(f"{path}: 'data' must be uint8 of shape (N, 3072), got {data.dtype} {data.shape}")
+        raise InputError(f"{path}: 'data' must be uint8 of shape (N, 3072), got {data.dtype} {data.shape}")
     if labels.shape != (len(data),):
-        raise ValueError(f"{path}: {labels.size} labels under {label_key!r}, but 'data' holds {len(data)} images")
+        raise InputError(f"{path}: {labels.size} labels under {label_key!r}, but 'data' holds {len(data)} images")
     images = data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)  # (N, C, H, W) rows -> (N, H, W, C)
     return images, labels.astype(np.int64)
 
@@ -62,7 +63,7 @@ def _batch_arrays(path: Path, label_key: str) -> tuple[np.ndarray, np.ndarray]:
 def _names(meta_path: Path, key: str) -> list[str]:
     meta = load_pickle(meta_path)
     if key not in meta:
-        raise ValueError(f"{meta_path}: CIFAR meta lacks key {key!r}; found {sorted(meta)}")
+        raise InputError(f"{meta_path}: CIFAR meta lacks key {key!r}; found {sorted(meta)}")
     return [n.decode() if isinstance(n, bytes) else str(n) for n in meta[key]]
 
 

@@ -12,6 +12,7 @@ from typing import Sequence
 import numpy as np
 import torch
 from PIL import Image
+from selfsup.registry import InputError
 
 STATS_MAX_IMAGES = 10_000  # mean/std are estimated from this many evenly spaced images
 _STATS_CHUNK = 1024
@@ -37,18 +38,18 @@ class ImageDataset:
     def __post_init__(self) -> None:
         images = self.images
         if not isinstance(images, np.ndarray):
-            raise ValueError(f"{self.name}: images must be a numpy array, got {type(images).__name__}")
+            raise InputError(f"{self.name}: images must be a numpy array, got {type(images).__name__}")
         if images.dtype != np.uint8:
-            raise ValueError(f"{self.name}: images.dtype must be uint8, got {images.dtype}")
+            raise InputError(f"{self.name}: images.dtype must be uint8, got {images.dtype}")
         if images.ndim != 4 or images.shape[3] not in (1, 3):
-            raise ValueError(f"{self.name}: images.shape must be (N, H, W, C) with C in {{1, 3}}, got {images.shape}")
+            raise InputError(f"{self.name}: images.shape must be (N, H, W, C) with C in {{1, 3}}, got {images.shape}")
         if images.shape[1] != images.shape[2]:
-            raise ValueError(
+            raise InputError(
                 f"{self.name}: images must be square, got H x W = {images.shape[1]} x {images.shape[2]}; "
                 "resize them first (load_dataset and prepare take resolution= to resize and centre-crop)"
             )
         if len(images) == 0:
-            raise ValueError(f"{self.name}: dataset is empty (0 images) from {self.source or 'arrays'}")
+            raise InputError(f"{self.name}: dataset is empty (0 images) from {self.source or 'arrays'}")
         if self.labels is not None:
             self.labels = _check_labels(self.labels, len(images), self.classes, self.name)
         if self.classes is not None:
@@ -114,15 +115,15 @@ class ImageDataset:
 def _check_labels(labels: np.ndarray, n: int, classes: list[str] | None, name: str) -> np.ndarray:
     labels = np.asarray(labels)
     if labels.ndim != 1 or len(labels) != n:
-        raise ValueError(f"{name}: labels must have shape ({n},) to match {n} images, got {labels.shape}")
+        raise InputError(f"{name}: labels must have shape ({n},) to match {n} images, got {labels.shape}")
     if not np.issubdtype(labels.dtype, np.integer):
-        raise ValueError(f"{name}: labels must be integers, got dtype {labels.dtype}")
+        raise InputError(f"{name}: labels must be integers, got dtype {labels.dtype}")
     labels = labels.astype(np.int64, copy=False)
     low, high = int(labels.min()), int(labels.max())
     if low < 0:
-        raise ValueError(f"{name}: labels must be >= 0, found label {low}")
+        raise InputError(f"{name}: labels must be >= 0, found label {low}")
     if classes is not None and high >= len(classes):
-        raise ValueError(f"{name}: label {high} is out of range for {len(classes)} classes")
+        raise InputError(f"{name}: label {high} is out of range for {len(classes)} classes")
     return labels
 
 
@@ -148,16 +149,16 @@ def from_arrays(
     elif arr.ndim == 4 and arr.shape[3] not in (1, 3) and arr.shape[1] in (1, 3):
         arr = arr.transpose(0, 2, 3, 1)  # (N, C, H, W) -> (N, H, W, C)
     elif arr.ndim != 4:
-        raise ValueError(f"{name}: images must be (N, H, W), (N, H, W, C) or (N, C, H, W), got shape {arr.shape}")
+        raise InputError(f"{name}: images must be (N, H, W), (N, H, W, C) or (N, C, H, W), got shape {arr.shape}")
     if arr.ndim == 4 and arr.shape[3] not in (1, 3):
-        raise ValueError(f"{name}: cannot find a channel axis of size 1 or 3 in images of shape {np.shape(images)}")
+        raise InputError(f"{name}: cannot find a channel axis of size 1 or 3 in images of shape {np.shape(images)}")
     if np.issubdtype(arr.dtype, np.floating):
         low, high = float(arr.min()), float(arr.max())
         if not (0.0 <= low and high <= 1.0):  # also catches NaN
-            raise ValueError(f"{name}: float images must lie in [0, 1], found values in [{low:.4g}, {high:.4g}]")
+            raise InputError(f"{name}: float images must lie in [0, 1], found values in [{low:.4g}, {high:.4g}]")
         arr = np.round(arr * 255.0).astype(np.uint8)
     elif arr.dtype != np.uint8:
-        raise ValueError(f"{name}: images must be uint8 or float in [0, 1], got dtype {arr.dtype}")
+        raise InputError(f"{name}: images must be uint8 or float in [0, 1], got dtype {arr.dtype}")
     labels_arr = None if labels is None else np.asarray(labels)
     return ImageDataset(np.ascontiguousarray(arr), labels_arr, None if classes is None else list(classes), name, "arrays")
 
@@ -179,7 +180,7 @@ def resized(dataset: ImageDataset, resolution: int | None) -> ImageDataset:
     if resolution is None or resolution == dataset.resolution:
         return dataset
     if resolution < 1:
-        raise ValueError(f"{dataset.name}: resolution must be a positive integer, got {resolution}")
+        raise InputError(f"{dataset.name}: resolution must be a positive integer, got {resolution}")
     out = np.empty((len(dataset), resolution, resolution, dataset.channels), dtype=np.uint8)
     for i in range(len(dataset)):
         pixels = np.asarray(dataset.images[i])  # (H, W, C)

@@ -16,7 +16,7 @@ from selfsup.data.folder import read_folder
 from selfsup.data.idx import FASHION_MNIST_ROOT, MNIST_ROOT, read_fashion_mnist, read_mnist
 from selfsup.data.photos import read_photos
 from selfsup.data.stl10 import read_stl10
-from selfsup.registry import Registry
+from selfsup.registry import InputError, Registry
 
 DATASETS = Registry("dataset")
 DATASETS.register("fashion_mnist", read_fashion_mnist)
@@ -37,7 +37,7 @@ def dataset_names() -> list[str]:
 
 def _check_resolution(resolution: int | None) -> None:
     if resolution is not None and (isinstance(resolution, bool) or not isinstance(resolution, int) or resolution < 1):
-        raise ValueError(f"resolution must be a positive integer or None, got {resolution!r}")
+        raise InputError(f"resolution must be a positive integer or None, got {resolution!r}")
 
 
 def load_dataset(

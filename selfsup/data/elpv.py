@@ -14,6 +14,7 @@ import numpy as np
 from PIL import Image
 
 from selfsup.data.dataset import ImageDataset, resize_image
+from selfsup.registry import InputError
 
 CLASSES = ["functional", "possibly defective", "likely defective", "defective"]
 
@@ -29,7 +30,7 @@ def _default_root() -> Path:
 
 def read_elpv(root: str | Path | None, split: str, resolution: int | None) -> ImageDataset:
     if split not in ("train", "test"):
-        raise ValueError(f"elpv: split must be 'train' or 'test', got {split!r}")
+        raise InputError(f"elpv: split must be 'train' or 'test', got {split!r}")
     root = Path(root) if root is not None else _default_root()
     labels_csv = root / "labels.csv"
     if not labels_csv.is_file():
@@ -38,7 +39,7 @@ def read_elpv(root: str | Path | None, split: str, resolution: int | None) -> Im
     try:
         paths, probs, kinds = zip(*((r[0], float(r[1]), r[2]) for r in rows))
     except (IndexError, ValueError):
-        raise ValueError(f"elpv: {labels_csv} must hold 'path probability type' rows") from None
+        raise InputError(f"elpv: {labels_csv} must hold 'path probability type' rows") from None
     labels = np.rint(np.asarray(probs) * 3).astype(np.int64)  # (N,) in 0..3
     strata = labels * 2 + (np.asarray(kinds) == "poly")
     rng = np.random.default_rng(0)

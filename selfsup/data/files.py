@@ -3,11 +3,12 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Sequence
+from selfsup.registry import InputError
 
 
 def check_split(name: str, split: str, allowed: Sequence[str]) -> None:
     if split not in allowed:
-        raise ValueError(f"{name} has no split {split!r}; choose from: {', '.join(allowed)}")
+        raise InputError(f"{name} has no split {split!r}; choose from: {', '.join(allowed)}")
 
 
 def find_root(name: str, root: str | Path | None, default: str | Path | None, holds: str) -> Path:
@@ -18,7 +19,7 @@ def find_root(name: str, root: str | Path | None, default: str | Path | None, ho
     """
     if root is None:
         if default is None:
-            raise ValueError(f"{name} needs root= (the folder holding {holds})")
+            raise InputError(f"{name} needs root= (the folder holding {holds})")
         root = default
     path = Path(root).expanduser()
     if not path.is_dir():

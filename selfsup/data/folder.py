@@ -15,6 +15,7 @@ from PIL import Image
 
 from selfsup.data.dataset import ImageDataset, resize_image
 from selfsup.data.files import find_root
+from selfsup.registry import InputError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
 _GREY_MODES = {"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F"}
@@ -42,19 +43,19 @@ def list_images(base: Path) -> tuple[list[Path], np.ndarray | None, list[str] | 
     class_dirs = [p for p in entries if p.is_dir()]
     loose = [p for p in entries if _is_image(p)]
     if class_dirs and loose:
-        raise ValueError(
+        raise InputError(
             f"folder: {base} mixes class sub-folders ({class_dirs[0].name}, ...) with loose images "
             f"({loose[0].name}, ...); use one sub-folder per class, or a flat folder of images"
         )
     if not class_dirs:
         if not loose:
-            raise ValueError(f"folder: no images ({', '.join(IMAGE_SUFFIXES)}) found in {base}")
+            raise InputError(f"folder: no images ({', '.join(IMAGE_SUFFIXES)}) found in {base}")
         return loose, None, None
     paths, labels = [], []
     for label, class_dir in enumerate(class_dirs):
         files = sorted(p for p in class_dir.rglob("*") if _is_image(p))
         if not files:
-            raise ValueError(f"folder: class folder {class_dir} holds no images ({', '.join(IMAGE_SUFFIXES)})")
+            raise InputError(f"folder: class folder {class_dir} holds no images ({', '.join(IMAGE_SUFFIXES)})")
         paths += files
         labels += [label] * len(files)
     return paths, np.asarray(labels, dtype=np.int64), [d.name for d in class_dirs]
@@ -67,9 +68,9 @@ def _pick_resolution(sizes: list[tuple[int, int]], paths: list[Path], base: Path
     suggestion = int(np.median([min(s) for s in sizes]))
     if len(distinct) == 1:
         w, h = distinct[0]
-        raise ValueError(f"folder: images in {base} are {w}x{h}, not square; pass resolution= (e.g. resolution={suggestion})")
+        raise InputError(f"folder: images in {base} are {w}x{h}, not square; pass resolution= (e.g. resolution={suggestion})")
     examples = ", ".join(f"{paths[sizes.index(s)].name} is {s[0]}x{s[1]}" for s in distinct[:3])
-    raise ValueError(
+    raise InputError(
         f"folder: images in {base} have {len(distinct)} different sizes ({examples}); "
         f"pass resolution= to resize them (e.g. resolution={suggestion}, the median shorter side)"
     )
@@ -103,10 +104,10 @@ def read_folder(root: str | Path | None, split: str, resolution: int | None) -> 
         except Exception:  # noqa: BLE001 - PIL raises many kinds for bad files
             skipped.append(path)
     if not readable:
-        raise ValueError(f"folder: none of the {len(paths)} image files in {base} could be read (e.g. {paths[0]})")
+        raise InputError(f"folder: none of the {len(paths)} image files in {base} could be read (e.g. {paths[0]})")
     res = resolution if resolution is not None else _pick_resolution(sizes, [paths[i] for i in readable], base)
     if res < 1:
-        raise ValueError(f"folder: resolution must be a positive integer, got {res}")
+        raise InputError(f"folder: resolution must be a positive integer, got {res}")
     mode = "L" if all(m in _GREY_MODES for m in modes) else "RGB"
     out = np.empty((len(readable), res, res, 1 if mode == "L" else 3), dtype=np.uint8)
     kept = []
@@ -117,7 +118,7 @@ def read_folder(root: str | Path | None, split: str, resolution: int | None) -> 
         except Exception:  # noqa: BLE001
             skipped.append(paths[i])
     if not kept:
-        raise ValueError(f"folder: none of the {len(paths)} image files in {base} could be decoded (e.g. {paths[0]})")
+        raise InputError(f"folder: none of the {len(paths)} image files in {base} could be decoded (e.g. {paths[0]})")
     names = tuple(sorted(str(p.relative_to(base)) for p in skipped))
     if names:
         warnings.warn(

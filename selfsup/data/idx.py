@@ -14,6 +14,7 @@ import numpy as np
 
 from selfsup.data.dataset import ImageDataset, resized
 from selfsup.data.files import check_split, find_root, first_existing
+from selfsup.registry import InputError
 
 FASHION_MNIST_ROOT = "/usr/share/datasets/fashion-mnist"
 MNIST_ROOT = "/usr/share/datasets/mnist"
@@ -33,21 +34,21 @@ def read_idx(path: Path) -> np.ndarray:
     except (OSError, EOFError) as e:
         if isinstance(e, FileNotFoundError):
             raise
-        raise ValueError(f"{path}: cannot read IDX file ({e})") from e
+        raise InputError(f"{path}: cannot read IDX file ({e})") from e
     magic = data[:4]
     if len(magic) < 4 or magic[0] != 0 or magic[1] != 0 or magic[2] not in _IDX_TYPES or magic[3] == 0:
-        raise ValueError(
+        raise InputError(
             f"{path}: not an IDX file: magic number 0x{magic.hex()}, expected 0x0000 then a type code "
             f"and rank (0x00000803 for images, 0x00000801 for labels)"
         )
     rank, dtype = magic[3], _IDX_TYPES[magic[2]]
     if len(data) < 4 + 4 * rank:
-        raise ValueError(f"{path}: IDX header truncated: rank {rank} needs {4 + 4 * rank} bytes, file has {len(data)}")
+        raise InputError(f"{path}: IDX header truncated: rank {rank} needs {4 + 4 * rank} bytes, file has {len(data)}")
     dims = struct.unpack(f">{rank}I", data[4 : 4 + 4 * rank])
     body = memoryview(data)[4 + 4 * rank :]
     expected = math.prod(dims) * dtype.itemsize
     if len(body) != expected:
-        raise ValueError(f"{path}: IDX header says shape {dims} ({expected} bytes of data), file holds {len(body)}")
+        raise InputError(f"{path}: IDX header says shape {dims} ({expected} bytes of data), file holds {len(body)}")
     return np.frombuffer(body, dtype=dtype).reshape(dims)
 
 
@@ -61,11 +62,11 @@ def _read_idx_pair(name: str, folder: Path, split: str, classes: list[str]) -> I
     images_path, labels_path = _idx_file(folder, split, "images", 3), _idx_file(folder, split, "labels", 1)
     images, labels = read_idx(images_path), read_idx(labels_path)
     if images.ndim != 3 or images.dtype != np.uint8:
-        raise ValueError(f"{images_path}: expected uint8 images of rank 3 (N, H, W), got {images.dtype} of shape {images.shape}")
+        raise InputError(f"{images_path}: expected uint8 images of rank 3 (N, H, W), got {images.dtype} of shape {images.shape}")
     if labels.ndim != 1:
-        raise ValueError(f"{labels_path}: expected labels of rank 1 (N,), got shape {labels.shape}")
+        raise InputError(f"{labels_path}: expected labels of rank 1 (N,), got shape {labels.shape}")
     if len(labels) != len(images):
-        raise ValueError(f"{labels_path}: {len(labels)} labels, but {images_path} holds {len(images)} images")
+        raise InputError(f"{labels_path}: {len(labels)} labels, but {images_path} holds {len(images)} images")
     return ImageDataset(images[..., None], labels.astype(np.int64), classes, name, str(images_path))
 
 

@@ -20,6 +20,7 @@ import torch
 
 from selfsup.data.batch import Batch
 from selfsup.data.dataset import ImageDataset
+from selfsup.registry import InputError
 
 T = TypeVar("T")
 
@@ -121,13 +122,13 @@ class BatchLoader:
         world_size: int = 1,
     ):
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+            raise InputError(f"batch_size must be a positive integer, got {batch_size!r}")
         if not 0 <= rank < world_size:
-            raise ValueError(f"rank must lie in [0, world_size={world_size}), got {rank}")
+            raise InputError(f"rank must lie in [0, world_size={world_size}), got {rank}")
         self.rank, self.world_size = rank, world_size
         self.per_rank = len(dataset) // world_size if world_size > 1 else len(dataset)
         if drop_last and self.per_rank < batch_size:
-            raise ValueError(
+            raise InputError(
                 f"batch_size={batch_size} exceeds the {self.per_rank} images of {dataset.name!r} per process "
                 "with drop_last=True: an epoch would have no batches"
             )
@@ -154,9 +155,9 @@ class BatchLoader:
         w = np.asarray(weights, dtype=np.float64)
         n = len(self.dataset)
         if w.shape != (n,):
-            raise ValueError(f"weights must have shape ({n},), one per image, got {w.shape}")
+            raise InputError(f"weights must have shape ({n},), one per image, got {w.shape}")
         if not np.isfinite(w).all() or (w < 0).any() or w.sum() <= 0:
-            raise ValueError("weights must be finite, non-negative and not all zero")
+            raise InputError("weights must be finite, non-negative and not all zero")
         self.weights = w / w.sum()
 
     def __len__(self) -> int:
@@ -210,11 +211,11 @@ class BatchLoader:
     def load_state_dict(self, state: dict[str, int]) -> None:
         for key in ("seed", "batch_size", "world_size"):
             if key in state and state[key] != getattr(self, key):
-                raise ValueError(
+                raise InputError(
                     f"loader state has {key}={state[key]}, this loader has {getattr(self, key)}; the batches would differ"
                 )
         if not 0 <= state["position"] < len(self):
-            raise ValueError(f"loader state position={state['position']} is outside an epoch of {len(self)} batches")
+            raise InputError(f"loader state position={state['position']} is outside an epoch of {len(self)} batches")
         self.epoch, self.position = int(state["epoch"]), int(state["position"])
         self.set_weights(None if state.get("weights") is None else state["weights"].cpu().numpy())
 
@@ -222,7 +223,7 @@ class BatchLoader:
 def iterate(dataset: ImageDataset, batch_size: int, device: torch.device | str = "cpu") -> Iterator[Batch]:
     """Every image once, in dataset order, the last batch possibly smaller (for evaluation)."""
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        raise InputError(f"batch_size must be a positive integer, got {batch_size!r}")
     device = torch.device(device)
     for start in range(0, len(dataset), batch_size):
         yield make_batch(dataset, np.arange(start, min(start + batch_size, len(dataset)), dtype=np.int64), device)

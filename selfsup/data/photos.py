@@ -18,6 +18,7 @@ from PIL import Image
 
 from selfsup.data.dataset import ImageDataset, resize_image
 from selfsup.data.files import check_split
+from selfsup.registry import InputError
 
 _IMAGENET = ("imagenet_00_243", "imagenet_01_559", "imagenet_02_438", "imagenet_03_990", "imagenet_04_949",
              "imagenet_05_853", "imagenet_06_609", "imagenet_07_609", "imagenet_08_915", "imagenet_09_455",
@@ -49,7 +50,7 @@ def read_photos(root: str | Path | None, split: str, resolution: int | None) -> 
     """Seeded random crops of the bundled photos: 4096 for "train", 1024 for "test", 32 px unless ``resolution``."""
     check_split("photos", split, tuple(CROPS))
     if root is not None:
-        raise ValueError(f"photos reads scikit-image's bundled images and takes no root, got root={str(root)!r}")
+        raise InputError(f"photos reads scikit-image's bundled images and takes no root, got root={str(root)!r}")
     names = TRAIN_PHOTOS if split == "train" else TEST_PHOTOS
     size = resolution or NATIVE_SIZE
     rng = np.random.RandomState(_SEED[split])

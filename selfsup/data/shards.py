@@ -44,6 +44,7 @@ from PIL import Image
 from selfsup.data.batch import Batch
 from selfsup.data.dataset import STATS_MAX_IMAGES, ImageDataset
 from selfsup.data.loader import to_device
+from selfsup.registry import InputError
 
 SHARDS_JSON = "shards.json"
 FORMAT, VERSION = "selfsup-shards", 1
@@ -60,7 +61,7 @@ def write_shards(dataset: ImageDataset, out_dir: str | Path, images_per_shard: i
     ``meta`` (e.g. the dataset's name and split) is stored in ``shards.json``.
     """
     if isinstance(images_per_shard, bool) or not isinstance(images_per_shard, int) or images_per_shard < 1:
-        raise ValueError(f"images_per_shard must be a positive integer, got {images_per_shard!r}")
+        raise InputError(f"images_per_shard must be a positive integer, got {images_per_shard!r}")
     out = Path(out_dir).expanduser()
     if (out / SHARDS_JSON).exists():
         raise FileExistsError(f"{out / SHARDS_JSON} exists: {out} already holds shards; choose another folder")
@@ -141,16 +142,16 @@ def open_shards(root: str | Path) -> ShardDataset:
     try:
         info = json.loads(path.read_text())
         if info.get("format") != FORMAT or info.get("version") != VERSION:
-            raise ValueError(f"format {info.get('format')!r} version {info.get('version')!r}, "
+            raise InputError(f"format {info.get('format')!r} version {info.get('version')!r}, "
                              f"expected {FORMAT!r} version {VERSION}")
         shards = tuple((str(s["file"]), int(s["count"])) for s in info["shards"])
         ds = ShardDataset(root, shards, int(info["resolution"]), int(info["channels"]), bool(info["labelled"]),
                           info.get("classes"), [float(m) for m in info["mean"]], [float(s) for s in info["std"]],
                           str(info.get("name", root.name)))
     except (OSError, ValueError, KeyError, TypeError) as err:  # json.JSONDecodeError is a ValueError
-        raise ValueError(f"{path} is unreadable: {type(err).__name__}: {err}") from None
+        raise InputError(f"{path} is unreadable: {type(err).__name__}: {err}") from None
     if not shards or sum(c for _, c in shards) != info["count"]:
-        raise ValueError(f"{path}: the shard counts add up to {sum(c for _, c in shards)} images, 'count' says {info['count']}")
+        raise InputError(f"{path}: the shard counts add up to {sum(c for _, c in shards)} images, 'count' says {info['count']}")
     for file, _ in shards:
         if not (root / file).is_file():
             raise FileNotFoundError(f"{root / file} not found, but {path} lists it")
@@ -185,15 +186,15 @@ class ShardLoader:
     def __init__(self, dataset: ShardDataset, batch_size: int, device: torch.device | str = "cpu", seed: int = 0,
                  shuffle_buffer: int = 2000, rank: int = 0, world_size: int = 1, workers: int = 0):
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+            raise InputError(f"batch_size must be a positive integer, got {batch_size!r}")
         if isinstance(shuffle_buffer, bool) or not isinstance(shuffle_buffer, int) or shuffle_buffer < 0:
-            raise ValueError(f"shuffle_buffer must be a non-negative integer, got {shuffle_buffer!r}")
+            raise InputError(f"shuffle_buffer must be a non-negative integer, got {shuffle_buffer!r}")
         if not 0 <= rank < world_size:
-            raise ValueError(f"rank must lie in [0, world_size={world_size}), got {rank}")
+            raise InputError(f"rank must lie in [0, world_size={world_size}), got {rank}")
         if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
-            raise ValueError(f"workers must be a non-negative integer, got {workers!r}")
+            raise InputError(f"workers must be a non-negative integer, got {workers!r}")
         if len(dataset.shards) < world_size:
-            raise ValueError(
+            raise InputError(
                 f"{dataset.root} has {len(dataset.shards)} shard(s) for {world_size} processes: every process needs at "
                 "least one; write more, smaller shards (selfsup prepare ... --shards DIR --images-per-shard N)"
             )
@@ -204,7 +205,7 @@ class ShardLoader:
         self.size = len(dataset)
         shares = [sum(c for _, c in dataset.shards[r::world_size]) for r in range(world_size)]
         if min(shares) < batch_size:
-            raise ValueError(f"batch_size={batch_size} exceeds the {min(shares)} images of the smallest share of "
+            raise InputError(f"batch_size={batch_size} exceeds the {min(shares)} images of the smallest share of "
                              f"{dataset.root}'s shards over {world_size} process(es): an epoch would have no batches")
         self.batches_per_epoch = min(shares) // batch_size
         self.epoch, self.position = 0, 0
@@ -219,7 +220,7 @@ class ShardLoader:
     def set_weights(self, weights: np.ndarray | None) -> None:
         """Only None: per-image sampling weights need random access, which a stream does not have."""
         if weights is not None:
-            raise ValueError("per-image sampling weights (Method.on_epoch_start) need random access to the dataset; "
+            raise InputError("per-image sampling weights (Method.on_epoch_start) need random access to the dataset; "
                              "streamed shards cannot draw images by weight: train from an in-memory dataset")
 
     def __iter__(self) -> Iterator[Batch]:
@@ -244,10 +245,10 @@ class ShardLoader:
         for key, mine in (("seed", self.seed), ("batch_size", self.batch_size), ("world_size", self.world_size),
                           ("shuffle_buffer", self.shuffle_buffer), ("shards", len(self.dataset.shards))):
             if state.get(key) != mine:
-                raise ValueError(f"loader state has {key}={state.get(key)}, this shard loader has {mine}; "
+                raise InputError(f"loader state has {key}={state.get(key)}, this shard loader has {mine}; "
                                  "the batches would differ")
         if not 0 <= state["position"] < len(self):
-            raise ValueError(f"loader state position={state['position']} is outside an epoch of {len(self)} batches")
+            raise InputError(f"loader state position={state['position']} is outside an epoch of {len(self)} batches")
         self.epoch, self.position, self._live = int(state["epoch"]), int(state["position"]), None
 
     def _stream(self, epoch: int, position: int) -> Iterator[Batch]:
@@ -313,21 +314,21 @@ class ShardLoader:
         member = f"{key}.{ext or '*'}"
         try:
             if ext is None:
-                raise ValueError(f"no image member (.{', .'.join(IMAGE_EXTS)}) among .{', .'.join(members)}")
+                raise InputError(f"no image member (.{', .'.join(IMAGE_EXTS)}) among .{', .'.join(members)}")
             index = int(key.rpartition("/")[2])
             if not 0 <= index < self.size:
-                raise ValueError(f"key {key} is outside the dataset's {self.size} global indices")
+                raise InputError(f"key {key} is outside the dataset's {self.size} global indices")
             pixels = decode_image(members[ext], ext, self.dataset.channels)  # (H, W, C) uint8
             if pixels.shape[:2] != (self.dataset.resolution,) * 2:
-                raise ValueError(f"image is {pixels.shape[1]}x{pixels.shape[0]}, shards.json says {self.dataset.resolution} px")
+                raise InputError(f"image is {pixels.shape[1]}x{pixels.shape[0]}, shards.json says {self.dataset.resolution} px")
             label = -1
             if self.dataset.labelled:
                 member = f"{key}.cls"
                 if "cls" not in members:
-                    raise ValueError("missing, and shards.json says the images are labelled")
+                    raise InputError("missing, and shards.json says the images are labelled")
                 label = int(members["cls"].decode().strip())
                 if not 0 <= label < (self.dataset.num_classes or label + 1):
-                    raise ValueError(f"label {label} is outside [0, {self.dataset.num_classes})")
+                    raise InputError(f"label {label} is outside [0, {self.dataset.num_classes})")
         except Exception as err:  # noqa: BLE001 - a damaged sample must never stop training
             self._skip(shard, member, f"{type(err).__name__}: {err}")
             return None
@@ -348,7 +349,7 @@ def tar_samples(path: Path) -> Iterator[tuple[str, dict[str, bytes]]]:
     try:
         tar = tarfile.open(path, mode="r|")  # a stream: no seeking, so pipes and network files work too
     except (OSError, tarfile.TarError) as err:
-        raise ValueError(f"{path} is unreadable as a tar file: {err}") from None
+        raise InputError(f"{path} is unreadable as a tar file: {err}") from None
     key, members = None, {}
     with tar:
         for member in tar:
@@ -392,11 +393,11 @@ def index_shards(shard_dir: str | Path, classes: list[str] | None = None, channe
         for key, members in tar_samples(root / file):
             ext = next((e for e in IMAGE_EXTS if e in members), None)
             if ext is None:
-                raise ValueError(f"{root / file}: sample {key} has no image member (.{', .'.join(IMAGE_EXTS)})")
+                raise InputError(f"{root / file}: sample {key} has no image member (.{', .'.join(IMAGE_EXTS)})")
             if total + count < stats_images or first is None:
                 pixels = decode_image(members[ext], ext, channels).astype(np.float64) / 255.0  # (H, W, C)
                 if pixels.shape[0] != pixels.shape[1]:
-                    raise ValueError(f"{root / file}: sample {key} is {pixels.shape[1]}x{pixels.shape[0]}; images must be square")
+                    raise InputError(f"{root / file}: sample {key} is {pixels.shape[1]}x{pixels.shape[0]}; images must be square")
                 first = first or pixels.shape[0]
                 sums += [pixels.mean(axis=(0, 1)), np.square(pixels).mean(axis=(0, 1))]
             labelled = labelled and "cls" in members

@@ -12,6 +12,7 @@ import numpy as np
 
 from selfsup.data.dataset import ImageDataset, resized
 from selfsup.data.files import check_split, find_root, first_existing
+from selfsup.registry import InputError
 
 SIDE = 96
 IMAGE_BYTES = SIDE * SIDE * 3
@@ -23,7 +24,7 @@ def read_stl_images(path: Path) -> np.ndarray:
     """A (N, 96, 96, 3) view of a memory-mapped ``*_X.bin``."""
     size = path.stat().st_size
     if size == 0 or size % IMAGE_BYTES:
-        raise ValueError(f"{path}: {size} bytes is not a positive multiple of 96*96*3 = {IMAGE_BYTES}; not an STL-10 image file")
+        raise InputError(f"{path}: {size} bytes is not a positive multiple of 96*96*3 = {IMAGE_BYTES}; not an STL-10 image file")
     raw = np.memmap(path, dtype=np.uint8, mode="r", shape=(size // IMAGE_BYTES, 3, SIDE, SIDE))  # (N, C, W, H)
     return raw.transpose(0, 3, 2, 1)  # (N, H, W, C)
 
@@ -31,9 +32,9 @@ def read_stl_images(path: Path) -> np.ndarray:
 def read_stl_labels(path: Path, n_images: int, images_path: Path) -> np.ndarray:
     labels = np.fromfile(path, dtype=np.uint8).astype(np.int64)
     if len(labels) != n_images:
-        raise ValueError(f"{path}: {len(labels)} labels, but {images_path} holds {n_images} images")
+        raise InputError(f"{path}: {len(labels)} labels, but {images_path} holds {n_images} images")
     if len(labels) and (labels.min() < 1 or labels.max() > 10):
-        raise ValueError(f"{path}: STL-10 labels must lie in 1..10, found {labels.min()}..{labels.max()}")
+        raise InputError(f"{path}: STL-10 labels must lie in 1..10, found {labels.min()}..{labels.max()}")
     return labels - 1
 
 
@@ -50,7 +51,7 @@ def _class_names(folder: Path) -> list[str]:
         return list(STL10_CLASSES)
     names = [line.strip() for line in path.read_text().splitlines() if line.strip()]
     if len(names) != 10:
-        raise ValueError(f"{path}: expected 10 class names, found {len(names)}")
+        raise InputError(f"{path}: expected 10 class names, found {len(names)}")
     return names
 
 

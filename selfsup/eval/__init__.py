@@ -7,7 +7,7 @@ from selfsup.eval.clustering import KMeansResult, cluster_scores, kmeans, partit
 from selfsup.eval.features import FeatureCache, extract_features, file_digest, pooled_size
 from selfsup.eval.knn import knn_accuracy, knn_classify, knn_scores
 from selfsup.eval.linear import ProbeResult, evaluate, fit_linear_probe, fit_logistic_regression
-from selfsup.eval.monitors import embedding_std, rankme
+from selfsup.nn.monitors import embedding_std, rankme
 
 __all__ = [
     "FeatureCache",

@@ -38,7 +38,8 @@ import torch
 from selfsup.augment import ViewAugment, to_input
 from selfsup.backbones.base import Backbone
 from selfsup.data import ImageDataset
-from selfsup.methods.jigsaw import TileMeanBackbone
+from selfsup.backbones.adapters import TileMeanBackbone
+from selfsup.precision import Precision, autocast, autocast_dtype
 
 # uint8 (B, C, H, W) images, their evaluation input (B, 3, S, S), a generator -> the transformed input
 Transform = Callable[[torch.Tensor, torch.Tensor, torch.Generator], torch.Tensor]
@@ -88,7 +89,7 @@ NAMES = (*TRANSFORMS, TILES)
 @torch.no_grad()
 def invariance(backbone: Backbone, dataset: ImageDataset, size: int, *,
                transforms: tuple[str, ...] = NAMES, n: int = 2000, batch_size: int = 256,
-               device: str | torch.device = "cpu", precision: str = "bf16", seed: int = 0,
+               device: str | torch.device = "cpu", precision: Precision = "auto", seed: int = 0,
                tiling: dict | None = None) -> dict[str, dict]:
     """Per transform: L2 and cosine distances between the normalized pre-logits of x and t(x).
 
@@ -112,7 +113,7 @@ def invariance(backbone: Backbone, dataset: ImageDataset, size: int, *,
     n = min(n, len(dataset))
 
     def embed(x: torch.Tensor, encoder: torch.nn.Module = backbone) -> torch.Tensor:
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
+        with autocast(device, autocast_dtype(precision, device)):
             h = encoder(x.contiguous(memory_format=torch.channels_last)).float()
         return torch.nn.functional.normalize(h, dim=1)
 

@@ -23,7 +23,8 @@ from selfsup.augment import ViewAugment, to_input
 from selfsup.backbones.base import Backbone
 from selfsup.data import ImageDataset, iterate
 from selfsup.eval.linear import topk_accuracy
-from selfsup.train.schedules import warmup_cosine
+from selfsup.schedules import warmup_cosine
+from selfsup.precision import Precision, autocast, autocast_dtype
 
 
 def balanced_subset(labels: np.ndarray, fraction: float, seed: int = 0) -> np.ndarray:
@@ -94,7 +95,7 @@ def predict(model: nn.Module, dataset: ImageDataset, size: int, device: torch.de
     out = []
     for batch in iterate(dataset, batch_size, device):
         x = to_input(batch.images, dataset.mean, dataset.std, size).contiguous(memory_format=torch.channels_last)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
+        with autocast(device, autocast_dtype(precision, device)):
             out.append(model(x).float().cpu())
     return torch.cat(out)
 
@@ -133,7 +134,7 @@ def sgd_probe(backbone: Backbone, train: ImageDataset, test: ImageDataset, size:
               steps: int = 1000, batch_size: int = 256, lrs: tuple[float, ...] = (0.01, 0.03, 0.1, 0.3, 1.0),
               momentum: float = 0.9, weight_decay: float = 0.0, schedule: Literal["cosine", "step"] = "cosine",
               augment: bool = True, val_fraction: float = 0.1, device: str | torch.device = "cpu",
-              precision: str = "bf16", seed: int = 0, progress: bool = False) -> SGDProbeResult:
+              precision: Precision = "auto", seed: int = 0, progress: bool = False) -> SGDProbeResult:
     """Linear classifier on frozen features trained by SGD on augmented images.
 
     One head per learning rate in ``lrs`` is trained on the same forward passes
@@ -155,7 +156,7 @@ def sgd_probe(backbone: Backbone, train: ImageDataset, test: ImageDataset, size:
         for group in opt.param_groups:
             group["lr"] = group["base_lr"] * float(factors[step])
         x = aug(images) if augment else to_input(images, train.mean, train.std, size)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
+        with autocast(device, autocast_dtype(precision, device)):
             logits = probes(x.contiguous(memory_format=torch.channels_last), all_heads=True)
         loss = sum(F.cross_entropy(z.float(), labels) for z in logits)
         opt.zero_grad(set_to_none=True)
@@ -183,7 +184,7 @@ class _Classifier(nn.Module):
 
 def finetune(backbone: Backbone, train: ImageDataset, test: ImageDataset, size: int, *, steps: int = 500,
              batch_size: int = 128, lr: float = 0.05, momentum: float = 0.9, weight_decay: float = 5e-4,
-             device: str | torch.device = "cpu", precision: str = "bf16", seed: int = 0,
+             device: str | torch.device = "cpu", precision: Precision = "auto", seed: int = 0,
              progress: bool = False) -> dict[str, float]:
     """Fine-tune a copy of the whole network plus a new linear head on ``train``; top-1/top-5 on ``test``.
 
@@ -201,7 +202,7 @@ def finetune(backbone: Backbone, train: ImageDataset, test: ImageDataset, size: 
                                                  desc="fine-tune", disable=not progress)):
         for group in opt.param_groups:
             group["lr"] = float(lrs[step])
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
+        with autocast(device, autocast_dtype(precision, device)):
             logits = model(aug(images).contiguous(memory_format=torch.channels_last))
         loss = F.cross_entropy(logits.float(), labels)
         opt.zero_grad(set_to_none=True)

@@ -1,6 +1,6 @@
 """Every method, registered by name. Adding one: its file, one line here, its config."""
 from selfsup.methods.barlow_twins import BarlowTwins
-from selfsup.methods.base import Method, StepOutput
+from selfsup.methods.base import DATASET_SIZE_ARG, Method, StepOutput
 from selfsup.methods.byol import BYOL
 from selfsup.methods.colorization import Colorization
 from selfsup.methods.deepcluster import DeepCluster
@@ -46,4 +46,4 @@ def build_method(name: str, **kwargs) -> Method:
     return METHODS.build(name, **kwargs)
 
 
-__all__ = ["METHODS", "Method", "StepOutput", "build_method"]
+__all__ = ["DATASET_SIZE_ARG", "METHODS", "Method", "StepOutput", "build_method"]

@@ -11,6 +11,8 @@ from selfsup.backbones.base import Backbone
 from selfsup.data.batch import Batch
 from selfsup.data.dataset import ImageDataset
 
+DATASET_SIZE_ARG = "num_samples"  # a constructor argument filled with len(training set), never by the config
+
 
 @dataclass
 class StepOutput:
@@ -34,7 +36,7 @@ class Method(nn.Module):
     checkpoint of everything. The loop knows nothing about any particular method.
 
     A constructor parameter named ``num_samples`` receives the training set's
-    size from ``make_method`` (memory banks, pseudo-labels: one row per image);
+    size from ``selfsup.train.build.method_from_config`` (memory banks, pseudo-labels: one row per image);
     it is never a config key.
     """
 
@@ -48,6 +50,7 @@ class Method(nn.Module):
     def forward(self, batch: Batch, step: int) -> StepOutput:
         """``method(batch, step)`` is ``training_step``: DDP syncs gradients only of a forward that went through it."""
         return self.training_step(batch, step)
+
     def on_epoch_start(self, epoch: int, dataset: ImageDataset, device: torch.device) -> np.ndarray | None:
         """Called by the loop before the first batch of every epoch (epoch 0 included).
 
@@ -68,4 +71,9 @@ class Method(nn.Module):
 
     def ema_momentum(self) -> float | None:
         """Base EMA momentum (raised to 1 on a cosine schedule by the loop); None without EMA targets."""
+        return None
+
+    def eval_tiling(self) -> dict | None:
+        """How the invariance protocol's "tiles" reading cuts this method's tiles (``TileMeanBackbone``'s
+        keyword arguments); None for methods that do not train on tiles."""
         return None

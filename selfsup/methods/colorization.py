@@ -7,17 +7,16 @@ Shakhnarovich, "Learning Representations for Automatic Colorization", ECCV 2016,
 arXiv:1603.06668, who describe each pixel by its hypercolumn, the features of
 several layers at that pixel's location, concatenated (Sec. 3).
 The encoder sees only L, so it needs ``backbone.in_channels: 1`` and transfers
-as it is to grey data (``selfsup.augment.lab.lightness_input`` is its input transform).
+as it is to grey data (``selfsup.augment.lab.lightness_input`` is its input transform;
+evaluation reads it through ``selfsup.backbones.adapters.LightnessBackbone``).
 """
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from kornia.color import rgb_to_lab
 from torch import nn
 
 from selfsup.augment import ViewAugment
-from selfsup.augment.convert import channel_stats
 from selfsup.augment.lab import (ab_gamut_bins, decode_ab, lab_to_uint8, lightness_input, rebalancing_weights,
                                  soft_encode, split_lab)
 from selfsup.backbones.base import Backbone
@@ -137,31 +136,3 @@ class Colorization(Method):
         where = torch.arange(h * w, device=inp.device).expand(b, -1)  # every pixel, row by row
         logits, _ = self.hypercolumns(inp, pixel_grid(where, h, w))  # (B, Q, HW, 1)
         return lab_to_uint8((inp + 1.0) * 50.0, decode_ab(logits.view(b, -1, h, w), self.centers, self.temperature))
-
-
-class LightnessBackbone(Backbone):
-    """An L-only encoder that accepts what every evaluation tool feeds: normalised RGB (``to_input`` or
-    ``ViewAugment`` output for a dataset's ``mean`` and ``std``).
-
-    It undoes the normalisation and computes L / 50 - 1 (``lightness_input``), the
-    input the encoder was trained on, so kNN, probes, fine-tuning and invariance
-    need no special case.
-    """
-
-    def __init__(self, backbone: Backbone, mean, std):
-        super().__init__()
-        self.backbone, self.out_dim, self.feature_names = backbone, backbone.out_dim, backbone.feature_names
-        self.register_buffer("mean", torch.tensor(channel_stats(mean, "mean")).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(channel_stats(std, "std", positive=True)).view(1, 3, 1, 1),
-                             persistent=False)
-
-    def features(self, x: torch.Tensor, names: tuple[str, ...] | None = None) -> dict[str, torch.Tensor]:
-        with torch.autocast(x.device.type, enabled=False):  # the colour conversion in float32
-            rgb = (x.float() * self.std + self.mean).clamp(0, 1)
-            lightness = rgb_to_lab(rgb)[:, :1] / 50.0 - 1.0
-        return self.backbone.features(lightness.contiguous(memory_format=torch.channels_last), names)
-
-
-def rgb_input(backbone: Backbone, mean, std) -> Backbone:
-    """``backbone`` as the evaluation tools feed it: an L-only encoder (``in_channels == 1``) wrapped, others as is."""
-    return LightnessBackbone(backbone, mean, std) if getattr(backbone, "in_channels", 3) == 1 else backbone

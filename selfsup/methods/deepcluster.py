@@ -30,7 +30,7 @@ from selfsup.backbones.base import Backbone
 from selfsup.data.batch import Batch
 from selfsup.data.dataset import ImageDataset
 from selfsup.eval.clustering import kmeans, partition_scores
-from selfsup.eval.run import backbone_features
+from selfsup.eval.features import backbone_features
 from selfsup.methods.base import Method, StepOutput
 
 
@@ -57,7 +57,7 @@ class DeepCluster(Method):
         self,
         backbone: Backbone,
         augment: ViewAugment,
-        num_samples: int,  # the training set's size, filled in by make_method
+        num_samples: int,  # the training set's size, filled in by the builder
         num_clusters: int = 10000,  # the paper's k on ImageNet, 10x its classes: some over-segmentation helps
         pca_dim: int = 256,  # the paper's PCA size; capped at the backbone's width
         kmeans_iter: int = 20,

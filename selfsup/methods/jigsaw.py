@@ -16,58 +16,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from selfsup.augment import ViewAugment
-from selfsup.augment.jigsaw import crop_tiles, grayscale_tiles, jigsaw_tiles, permutation_set, standardize_tiles, tile_grid_boxes
+from selfsup.augment.jigsaw import grayscale_tiles, jigsaw_tiles, permutation_set, standardize_tiles, tile_grid_boxes
 from selfsup.augment.patches import resize_views
+from selfsup.backbones.adapters import encode_tiles
 from selfsup.backbones.base import Backbone
 from selfsup.data.batch import Batch
 from selfsup.methods.base import Method, StepOutput
 from selfsup.nn import mlp
-
-
-def encode_tiles(backbone: Backbone, tiles: torch.Tensor) -> torch.Tensor:
-    """Each tile (B, T, C, t, t) through the shared backbone: (B, T, D)."""
-    b, n = tiles.shape[:2]
-    feats = backbone(tiles.flatten(0, 1).contiguous(memory_format=torch.channels_last))  # (B*T, D)
-    return feats.view(b, n, -1)
-
-
-@torch.no_grad()
-def tile_representation(
-    backbone: Backbone, images: torch.Tensor, grid: int = 3, image_size: int | None = 64, gap: int = 2, jitter: int = 2,
-    standardize: bool = True,
-) -> torch.Tensor:
-    """The mean of the backbone's representations of the grid*grid tiles of float views (B, C, H, W): (B, D).
-
-    "Revisiting" evaluates jigsaw models on the mean over the tiles' representations
-    as well as on the whole image. Tiles are cut as in training, without jitter
-    (each at the centre of its jitter range) and without greyscale.
-    """
-    x = resize_views(images, image_size)
-    corners, side = tile_grid_boxes(x.shape[0], x.shape[-1], grid, gap + jitter, 0)  # same side as training
-    tiles = crop_tiles(x, corners + jitter // 2, side)  # (B, T, C, t, t)
-    if standardize:
-        tiles = standardize_tiles(tiles)
-    return encode_tiles(backbone, tiles).mean(1)
-
-
-class TileMeanBackbone(Backbone):
-    """A backbone whose ``pre_logits`` are ``tile_representation`` of the whole image, for the evaluation tools.
-
-    Wraps a trained (or random) backbone; only ``pre_logits`` is offered.
-    """
-
-    feature_names = ("pre_logits",)
-
-    def __init__(self, backbone: Backbone, grid: int = 3, image_size: int | None = 64, gap: int = 2, jitter: int = 2,
-                 standardize: bool = True):
-        super().__init__()
-        self.backbone = backbone
-        self.out_dim = backbone.out_dim
-        self.tiling = dict(grid=grid, image_size=image_size, gap=gap, jitter=jitter, standardize=standardize)
-
-    def features(self, x: torch.Tensor, names: tuple[str, ...] | None = None) -> dict[str, torch.Tensor]:
-        self.check_feature_names(names)
-        return {"pre_logits": tile_representation(self.backbone, x, **self.tiling)}
 
 
 class Jigsaw(Method):
@@ -109,3 +64,6 @@ class Jigsaw(Method):
         loss = F.cross_entropy(logits, label)
         acc = (logits.argmax(1) == label).float().mean()
         return StepOutput(loss, {"pretext_acc": acc.item()}, embedding=feats.mean(1).detach())
+
+    def eval_tiling(self) -> dict:
+        return dict(image_size=self.image_size, gap=self.gap, jitter=self.jitter, standardize=self.standardize)

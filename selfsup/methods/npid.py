@@ -32,7 +32,7 @@ class NPID(Method):
         self,
         backbone: Backbone,
         augment: ViewAugment,
-        num_samples: int,  # the training set's size, filled in by make_method
+        num_samples: int,  # the training set's size, filled in by the builder
         embedding_dim: int = 128,
         temperature: float = 0.07,
         num_negatives: int = 4096,  # capped at num_samples - 1

@@ -71,7 +71,7 @@ class PIRL(Method):
         self,
         backbone: Backbone,
         augment: ViewAugment,
-        num_samples: int,  # the training set's size, filled in by make_method
+        num_samples: int,  # the training set's size, filled in by the builder
         transform: Literal["jigsaw", "rotation", "both"] = "jigsaw",
         embedding_dim: int = 128,
         temperature: float = 0.07,
@@ -102,6 +102,9 @@ class PIRL(Method):
             tile_grid_boxes(1, image_size or augment.size, 3, gap, jitter)  # fail now if the tiles do not fit
         self.memory = MemoryBank(num_samples, embedding_dim, momentum)
         self.register_buffer("log_z", torch.tensor(float("nan")))  # NCE's log Z, estimated on the first batch
+
+    def eval_tiling(self) -> dict | None:
+        return dict(image_size=self.image_size, gap=self.gap, jitter=self.jitter) if self.g_jigsaw is not None else None
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         return self.backbone(x.contiguous(memory_format=torch.channels_last))  # (B, D)

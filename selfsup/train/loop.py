@@ -12,28 +12,22 @@ import os
 import sys
 import time
 import warnings
-from contextlib import nullcontext
 from pathlib import Path
 
 import torch
 from tqdm import tqdm
 
-from selfsup.config import RunConfig
-from selfsup.data import Batch
-from selfsup.eval.monitors import embedding_std, rankme
-from selfsup.methods import Method, StepOutput
+from selfsup.config import RunConfig, save_config
+from selfsup.hardware import keep_freed_cpu_memory, resolve_device
+from selfsup.nn.monitors import embedding_std, rankme
 from selfsup.train import checkpoint, distributed
-from selfsup.train.build import autocast_dtype, keep_freed_cpu_memory, load_train_data, make_loader, placed_method, resolve_device, save_run_config
-from selfsup.train.optim import build_optimizer
-from selfsup.train.schedules import ema_momentum, warmup_cosine
+from selfsup.train.build import check_config, load_train_data, make_loader, method_from_config
+from selfsup.train.step import NonFiniteLossError, TrainStep, epoch_batches
+from selfsup.registry import InputError
 
 
 class RunExistsError(FileExistsError):
     """The run folder already holds a run: we never overwrite one by accident."""
-
-
-class NonFiniteLossError(FloatingPointError):
-    """The loss became NaN or infinite; the last good checkpoint is kept."""
 
 
 def prepare_run_dir(cfg: RunConfig, resume: bool) -> Path:
@@ -54,24 +48,21 @@ def prepare_run_dir(cfg: RunConfig, resume: bool) -> Path:
 
 def train(cfg: RunConfig, resume: bool = False) -> Path:
     """Train ``cfg``'s method and return the run folder (config, checkpoints, metrics, export)."""
-    t = cfg.train
+    t = check_config(cfg).train
     keep_freed_cpu_memory()
     device = distributed.setup(resolve_device(t.device))  # under torchrun: join the group, take this rank's GPU
     main = distributed.is_main()  # rank 0 alone writes files and shows progress
-    amp_dtype = autocast_dtype(t.precision, device)
     dataset = load_train_data(cfg)  # bad paths and formats fail here, before a run folder exists
     if len(dataset) < t.batch_size:
-        raise ValueError(f"the training set has {len(dataset)} images, fewer than train.batch_size={t.batch_size}")
+        raise InputError(f"the training set has {len(dataset)} images, fewer than train.batch_size={t.batch_size}")
     run_dir = prepare_run_dir(cfg, resume)
-    method = placed_method(cfg, dataset, device, t.channels_last)
+    method = method_from_config(cfg, dataset, device)
     if t.compile:  # in place: state_dict keys stay the same, so checkpoints, resume and export are unchanged
         method.backbone.compile(dynamic=False)  # forward only (features() runs eagerly); each view size its own graph
     model = distributed.wrap(method, device, t.sync_bn, t.find_unused_parameters)  # DDP when world_size > 1
     distributed.seed_this_rank(t.seed)  # each rank its own augmentations (no-op in one process)
-    optimizer = build_optimizer(t.optimizer, method, t.lr, t.weight_decay, t.momentum, method.fixed_lr_modules())
-    lrs = warmup_cosine(t.lr, t.steps, t.warmup_steps, final=t.min_lr)
-    ema_base = method.ema_momentum()
-    ema_m = ema_momentum(ema_base, t.steps) if ema_base is not None else None
+    train_step = TrainStep(method, t, model=model)
+    optimizer = train_step.optimizer
     loader = make_loader(cfg, dataset, device, rank=distributed.rank(), world_size=distributed.world_size())
 
     start = 0
@@ -88,7 +79,7 @@ def train(cfg: RunConfig, resume: bool = False) -> Path:
         if main:
             _truncate_log(run_dir / "metrics.jsonl", start)
     elif main:
-        save_run_config(cfg, run_dir)
+        save_config(cfg, run_dir)
 
     def save(step: int, name: str = "last.pt") -> None:
         rng = {"cpu": torch.get_rng_state()}
@@ -108,17 +99,12 @@ def train(cfg: RunConfig, resume: bool = False) -> Path:
     bar = tqdm(total=t.steps, initial=start, desc=f"{cfg.method['name']} {cfg.name}", unit="step",
                disable=not (t.progress and main), dynamic_ncols=True, file=sys.stderr)
     method.train()
-    batches = _forever(loader)
+    batches = epoch_batches(loader, method, dataset, device)  # each epoch opened by Method.on_epoch_start
     seen, t_window = 0, time.perf_counter()
     for step in range(start, t.steps):
-        for group in optimizer.param_groups:
-            group["lr"] = t.lr if group.get("fixed_lr") else float(lrs[step])  # fixed: SimSiam's predictor
-        if loader.position == 0:  # this step opens an epoch: per-epoch state and sampling weights (Method.on_epoch_start)
-            loader.set_weights(method.on_epoch_start(loader.epoch, dataset, device))
-            method.train()  # the hook may have extracted features in eval mode
         batch = next(batches)
         try:
-            out = train_step(model, optimizer, batch, step, amp_dtype, t.grad_clip)
+            out = train_step(batch, step)  # lr from the schedule, forward, backward, optimizer, EMA targets
         except NonFiniteLossError as err:
             log.close()
             bar.close()
@@ -127,14 +113,12 @@ def train(cfg: RunConfig, resume: bool = False) -> Path:
                 " lower train.lr, set train.grad_clip, or use train.precision=fp32."
             ) from None
         loss = out.loss
-        if ema_m is not None:
-            _ema_update(method.ema_pairs(), float(ema_m[step]))
         seen += len(batch) * distributed.world_size()  # images of all ranks
         done = step + 1
         if done % t.log_every == 0 or done == t.steps:
             now = time.perf_counter()
             means = distributed.average({"loss": loss.item(), **out.metrics}, device)  # over ranks
-            record = {"step": done, "lr": float(lrs[step]), "img_per_s": seen / (now - t_window), **means}
+            record = {"step": done, "lr": train_step.lr(step), "img_per_s": seen / (now - t_window), **means}
             if out.embedding is not None:
                 z = out.embedding.float()
                 record["emb_std"] = embedding_std(z)
@@ -161,40 +145,6 @@ def train(cfg: RunConfig, resume: bool = False) -> Path:
     checkpoint.export_backbone(method.backbone, run_dir / "backbone.safetensors")
     (run_dir / "done.json").write_text(json.dumps({"steps": t.steps, "finished": time.strftime("%Y-%m-%d %H:%M:%S")}))
     return run_dir
-
-
-def train_step(method: Method | torch.nn.Module, optimizer: torch.optim.Optimizer, batch: Batch, step: int,
-               amp_dtype: torch.dtype | None, grad_clip: float | None) -> StepOutput:
-    """One optimisation step of a Method (or its DDP wrapper); the returned loss is detached and float32."""
-    device_type = batch.images.device.type
-    with torch.autocast(device_type, dtype=amp_dtype) if amp_dtype else nullcontext():
-        out = method(batch, step)  # forward = training_step, through the DDP wrapper when there is one
-    loss = out.loss.float()
-    if not torch.isfinite(loss):
-        raise NonFiniteLossError(f"loss is {loss.item()} at step {step}")
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    if grad_clip is not None:
-        torch.nn.utils.clip_grad_norm_(method.parameters(), grad_clip)
-    optimizer.step()
-    out.loss = loss.detach()
-    return out
-
-
-def _forever(loader):  # a BatchLoader or ShardLoader
-    while True:
-        yield from loader
-
-
-@torch.no_grad()
-def _ema_update(pairs: list, momentum: float) -> None:
-    # foreach: one fused launch per dtype instead of one per tensor (on a GPU, ~250 launches for a ResNet-18 pair)
-    for online, target in pairs:
-        params, buffers = list(target.parameters()), list(target.buffers())
-        if params:
-            torch._foreach_lerp_(params, list(online.parameters()), 1.0 - momentum)
-        if buffers:  # a projector without BN has none
-            torch._foreach_copy_(buffers, list(online.buffers()))
 
 
 def _truncate_log(path: Path, step: int) -> None:

@@ -25,6 +25,7 @@ on CPU the peak of CPU tensor allocations during one step, replayed from
 from __future__ import annotations
 
 import copy
+import dataclasses
 import statistics
 import time
 from contextlib import nullcontext
@@ -32,16 +33,18 @@ from dataclasses import dataclass
 from typing import Callable
 
 import torch
-from torch import nn
 
 from selfsup.backbones.base import Backbone
 from selfsup.backbones.profile import count_flops, peak_allocated_bytes
 from selfsup.config import RunConfig
 from selfsup.data import Batch
+from selfsup.hardware import device_name, keep_freed_cpu_memory, resolve_device, synchronize
 from selfsup.methods import Method
-from selfsup.train.build import autocast_dtype, keep_freed_cpu_memory, load_train_data, make_loader, ready_method, resolve_device
-from selfsup.train.loop import _ema_update, train_step
+from selfsup.precision import autocast
+from selfsup.registry import InputError
+from selfsup.train.build import check_config, load_train_data, make_loader, method_from_config
 from selfsup.train.optim import build_optimizer
+from selfsup.train.step import TrainStep, epoch_batches
 
 
 @dataclass(frozen=True)
@@ -76,7 +79,7 @@ def backbone_calls(method: Method, batch: Batch, amp: torch.dtype | None) -> lis
     for m in backbones:
         m.features = counted(m.features)  # an instance attribute shadows the class's method
     try:
-        with _autocast(batch.images.device, amp):
+        with autocast(batch.images.device, amp):
             method(batch, 0)  # a forward only: no backward, no optimizer step
     finally:
         for m in backbones:
@@ -91,21 +94,26 @@ def matmul_flops(dtype: torch.dtype, device: torch.device, sizes: tuple[int, ...
     The best over several sizes and, for each, over short bursts: one size can miss the peak
     (on AMX CPUs bf16 products of 1024 reach ~1.4 TFLOP/s, of 2048 ~2.3, and single convolutions
     ~2.2), and a moment of load from another process lowers a burst. A low peak would flatter
-    every ratio against it.
+    every ratio against it. A first product slower than ten times ``seconds`` (bf16 on a CPU
+    without bf16 instructions) ends the search there.
     """
     sizes = sizes or ((8192,) if device.type == "cuda" else (1024, 2048))
     best = 0.0
     for n in sizes:
         a = torch.randn(n, n, device=device).to(dtype)
         b = torch.randn(n, n, device=device).to(dtype)
+        start = time.perf_counter()
         a @ b  # warm-up: kernel selection, allocation
-        _sync(device)
+        synchronize(device)
+        if time.perf_counter() - start > 10 * seconds:  # a dtype this hardware emulates: larger sizes take minutes
+            best = max(best, 2 * n**3 / (time.perf_counter() - start))
+            break
         end = time.perf_counter() + seconds
         while True:
             start = time.perf_counter()
             for _ in range(2):
                 a @ b
-            _sync(device)
+            synchronize(device)
             best = max(best, 2 * 2 * n**3 / (time.perf_counter() - start))
             if time.perf_counter() >= end:
                 break
@@ -134,17 +142,19 @@ def measure_speed(cfg: RunConfig, steps: int = 10, warmup: int = 2, precision: s
     the backbone.
     """
     if steps < 1 or warmup < 1:
-        raise ValueError(f"steps and warmup must be at least 1, got steps={steps}, warmup={warmup}")
-    t = cfg.train
+        raise InputError(f"steps and warmup must be at least 1, got steps={steps}, warmup={warmup}")
+    if channels_last is not None:
+        cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, channels_last=channels_last))
+    t = check_config(cfg).train
     keep_freed_cpu_memory()  # what training does: the step's buffers reused, not page-faulted in again
     device = resolve_device(t.device)
-    amp = autocast_dtype(precision or t.precision, device)
-    channels_last = t.channels_last if channels_last is None else channels_last
-    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    fmt = torch.channels_last if t.channels_last else torch.contiguous_format
 
     dataset = load_train_data(cfg)
-    method = ready_method(cfg, dataset, device, channels_last)
-    batch = next(iter(make_loader(cfg, dataset, device)))
+    method = method_from_config(cfg, dataset, device)
+    batch = next(epoch_batches(make_loader(cfg, dataset, device), method, dataset, device))  # epoch 0 opened: untimed
+    full_step = TrainStep(method, t, precision=precision)  # the loop's own step: schedule, EMA, fixed-lr groups
+    amp = full_step.amp_dtype
     calls = backbone_calls(method, batch, amp)
     bare = copy.deepcopy(method.backbone)  # the same architecture and weights, outside the method
 
@@ -155,21 +165,17 @@ def measure_speed(cfg: RunConfig, steps: int = 10, warmup: int = 2, precision: s
             method.backbone, bare_net, compile_note = torch.compile(original, dynamic=False), torch.compile(bare, dynamic=False), "on"
         except Exception as err:  # noqa: BLE001
             compile_note = _failed(err)
-    opt = build_optimizer(t.optimizer, method, t.lr, t.weight_decay, t.momentum)
-    pairs = method.ema_pairs()
     counter = iter(range(10**9))
 
-    def full_step() -> None:
-        train_step(method, opt, batch, next(counter), amp, t.grad_clip)
-        if pairs:
-            _ema_update(pairs, 0.99)
+    def full() -> None:
+        full_step(batch, next(counter))
 
     bare_opt = build_optimizer("sgd", bare, lr=0.01, weight_decay=1e-4)
     inputs = [torch.randn(c.n, c.channels, c.height, c.width, device=device).contiguous(memory_format=fmt) for c in calls]
 
     def bare_step() -> None:
         losses = []
-        with _autocast(device, amp):
+        with autocast(device, amp):
             for c, x in zip(calls, inputs):
                 with nullcontext() if c.grad else torch.no_grad():
                     out = bare_net(x).float()
@@ -184,16 +190,16 @@ def measure_speed(cfg: RunConfig, steps: int = 10, warmup: int = 2, precision: s
         start = time.perf_counter()
         try:
             for _ in range(warmup):
-                full_step()
+                full()
                 bare_step()
             compile_s = time.perf_counter() - start
         except Exception as err:  # noqa: BLE001 - compilers fail in many ways; measure without
             method.backbone, bare_net, compile_note = original, bare, _failed(err)
-    step_s = _median_time(full_step, steps, warmup, device)
+    step_s = _median_time(full, steps, warmup, device)
     bare_s = _median_time(bare_step, steps, warmup, device)
-    peak = _peak_bytes(full_step, device)
+    peak = _peak_bytes(full, device)
     bare_peak = _peak_bytes(bare_step, device)
-    table = profile_table(full_step, device, profile) if profile > 0 else None
+    table = profile_table(full, device, profile) if profile > 0 else None
     # after the steps, on a warm machine: the first AMX products of a process ran at half speed
     peaks = {name: best_matmul_flops(dtype, device, matmul_seconds)
              for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16))}
@@ -204,8 +210,8 @@ def measure_speed(cfg: RunConfig, steps: int = 10, warmup: int = 2, precision: s
     achieved = flops_per_step / step_s
     return {
         "method": cfg.method["name"], "backbone": cfg.backbone["name"], "width": cfg.backbone.get("width", 1.0),
-        "device": _device_name(device), "threads": torch.get_num_threads(), "precision": used,
-        "channels_last": channels_last, "compile": compile_note, "compile_s": compile_s,
+        "device": device_name(device), "threads": torch.get_num_threads(), "precision": used,
+        "channels_last": t.channels_last, "compile": compile_note, "compile_s": compile_s,
         "batch_size": t.batch_size, "view_sizes": sorted({f"{c.height}x{c.width}" for c in calls}),
         "steps": steps, "warmup": warmup,
         "backbone_inputs_per_step": inputs_per_step,
@@ -232,22 +238,22 @@ def measure_data_speed(cfg: RunConfig, batches: int = 200, warmup: int = 2) -> d
     ``batches`` batches or to the end of the first epoch, whichever comes first.
     """
     if batches < 1 or warmup < 0:
-        raise ValueError(f"batches must be >= 1 and warmup >= 0, got batches={batches}, warmup={warmup}")
-    device = resolve_device(cfg.train.device)
+        raise InputError(f"batches must be >= 1 and warmup >= 0, got batches={batches}, warmup={warmup}")
+    device = resolve_device(check_config(cfg).train.device)
     dataset = load_train_data(cfg)
     loader = make_loader(cfg, dataset, device)
     stream = iter(loader)
     for _ in range(min(warmup, len(loader) - 1)):
         next(stream)
-    _sync(device)
+    synchronize(device)
     images, start = 0, time.perf_counter()
     for _, batch in zip(range(batches), stream):
         images += len(batch)
-    _sync(device)
+    synchronize(device)
     seconds = time.perf_counter() - start
     return {"data": cfg.data.name, "root": cfg.data.root, "loader": type(loader).__name__, "images": len(dataset),
             "batch_size": cfg.train.batch_size, "batches": images // cfg.train.batch_size, "seconds": seconds,
-            "images_per_s": images / seconds, "threads": torch.get_num_threads(), "device": _device_name(device)}
+            "images_per_s": images / seconds, "threads": torch.get_num_threads(), "device": device_name(device)}
 
 
 def format_report(r: dict) -> str:
@@ -296,24 +302,15 @@ def _flops(x: float) -> str:
     return f"{x / 1e12:.3g} TFLOP/s" if x >= 1e12 else f"{x / 1e9:.3g} GFLOP/s"
 
 
-def _autocast(device: torch.device, amp: torch.dtype | None):
-    return torch.autocast(device.type, dtype=amp) if amp is not None else nullcontext()
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def _median_time(fn: Callable[[], None], steps: int, warmup: int, device: torch.device) -> float:
     for _ in range(warmup):
         fn()
-    _sync(device)
+    synchronize(device)
     times = []
     for _ in range(steps):
         start = time.perf_counter()
         fn()
-        _sync(device)
+        synchronize(device)
         times.append(time.perf_counter() - start)
     return statistics.median(times)
 
@@ -321,11 +318,11 @@ def _median_time(fn: Callable[[], None], steps: int, warmup: int, device: torch.
 def _peak_bytes(fn: Callable[[], None], device: torch.device) -> int:
     if device.type != "cuda":
         return peak_allocated_bytes(fn)
-    _sync(device)
+    synchronize(device)
     torch.cuda.reset_peak_memory_stats(device)
     before = torch.cuda.memory_allocated(device)
     fn()
-    _sync(device)
+    synchronize(device)
     return torch.cuda.max_memory_allocated(device) - before
 
 
@@ -337,19 +334,7 @@ def profile_table(fn: Callable[[], None], device: torch.device, rows: int) -> st
     with profile(activities=activities) as prof:
         for _ in range(3):
             fn()
-        _sync(device)
+        synchronize(device)
     averages = prof.key_averages()
     keys = (["self_cuda_time_total"] if device.type == "cuda" else []) + ["self_cpu_time_total"]
     return "\n".join(averages.table(sort_by=key, row_limit=rows) for key in keys)  # on CUDA: also host time (launches, syncs)
-
-
-def _device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "cpu"

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from selfsup.report import plots, tables
-from selfsup.report.collect import find_runs, read_failures, read_run
+from selfsup.runs.report import plots, tables
+from selfsup.runs.report.collect import find_runs, read_failures, read_run
 
 METRIC_LABELS = {"linear_top1": "linear probe top-1 (%)", "knn_top1": "kNN top-1 (%)"}
 FIGURE_PREFIX = "fig-"
@@ -189,7 +189,7 @@ def curves_section(ctx: Context) -> Section:
 
 def embedding_sections(ctx: Context) -> list[Section]:
     """Nearest-neighbour retrieval grids and t-SNE maps of a few runs (the best run of each method)."""
-    from selfsup.report.embeddings import nearest_neighbours, pick_queries, run_features, tsne_2d
+    from selfsup.runs.report.embeddings import nearest_neighbours, pick_queries, run_features, tsne_2d
 
     retrieval = Section("Nearest-neighbour retrieval", "retrieval")
     maps = Section("Embedding maps (t-SNE)", "tsne")

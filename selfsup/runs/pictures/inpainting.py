@@ -7,7 +7,7 @@ import torch
 
 from selfsup.augment.convert import check_images, to_input, to_unit_float
 from selfsup.augment.masks import random_block_masks
-from selfsup.pictures.colorization import _grid
+from selfsup.runs.pictures.colorization import _grid
 
 
 def draw(images: torch.Tensor, path: str | Path, method=None, max_images: int = 8) -> Path:

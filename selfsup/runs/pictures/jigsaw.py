@@ -7,7 +7,7 @@ import torch
 
 from selfsup.augment.jigsaw import jigsaw_tiles, permutation_set
 from selfsup.augment.patches import resize_views
-from selfsup.pictures.canvas import float_views, grid_figure, save, show
+from selfsup.runs.pictures.canvas import float_views, grid_figure, save, show
 
 
 def draw(images: torch.Tensor, path: str | Path, method=None, max_images: int = 2) -> Path:

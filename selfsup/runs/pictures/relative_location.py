@@ -6,7 +6,7 @@ from pathlib import Path
 import torch
 
 from selfsup.augment.patches import NEIGHBOUR_NAMES, patch_pairs, resize_views
-from selfsup.pictures.canvas import float_views, grid_figure, save, show
+from selfsup.runs.pictures.canvas import float_views, grid_figure, save, show
 
 
 def draw(images: torch.Tensor, path: str | Path, method=None, max_images: int = 4) -> Path:

@@ -6,7 +6,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from selfsup.pictures import DRAWERS
+from selfsup.runs.pictures import DRAWERS
+from selfsup.registry import InputError
 
 
 def _images(dataset: str, n: int) -> torch.Tensor:
@@ -19,11 +20,12 @@ def _images(dataset: str, n: int) -> torch.Tensor:
 
 def _trained_method(run_dir: Path):
     """The run's method with its final weights, built from the run's own config."""
+    from selfsup.runs.folder import read_run_config
     from selfsup.train import checkpoint
-    from selfsup.train.build import load_train_data, make_method, read_run_config
+    from selfsup.train.build import load_train_data, method_from_config
 
     cfg = read_run_config(run_dir)
-    method = make_method(cfg, load_train_data(cfg))
+    method = method_from_config(cfg, load_train_data(cfg))
     method.load_state_dict(checkpoint.load(run_dir / "last.pt")["method"])
     return method.eval(), cfg.method["name"]
 
@@ -35,7 +37,7 @@ def write_pictures(out_dir: str | Path, tasks: list[str] | None = None, runs: li
     tasks = list(tasks or DRAWERS)
     unknown = sorted(set(tasks) - set(DRAWERS)) + sorted(set(trained) - set(DRAWERS))
     if unknown:
-        raise ValueError(f"no picture for {unknown}; pictures exist for {sorted(DRAWERS)}")
+        raise InputError(f"no picture for {unknown}; pictures exist for {sorted(DRAWERS)}")
     written = []
     for task in tasks:
         images = _images("photos" if task == "colorization" else "fashion_mnist", n)

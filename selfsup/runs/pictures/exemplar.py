@@ -7,7 +7,7 @@ import torch
 
 from selfsup.augment import ViewAugment
 from selfsup.augment.convert import check_images
-from selfsup.pictures.canvas import float_views, grid_figure, save, show
+from selfsup.runs.pictures.canvas import float_views, grid_figure, save, show
 
 
 def draw(images: torch.Tensor, path: str | Path, method=None, max_images: int = 4) -> Path:

@@ -1,7 +1,7 @@
-"""``selfsup bench GRID.yaml``: a grid of (method x backbone x width x seed) pre-trainings, then evaluations.
+"""``selfsup grid GRID.yaml``: a grid of (method x backbone x width x seed) pre-trainings, then evaluations.
 
 Every cell is an ordinary run folder (``selfsup.train.loop.train`` then
-``selfsup.eval.run.evaluate_run``), named ``<method>-<backbone>-w<width>-s<seed>``
+``selfsup.runs.evaluate.evaluate_run``), named ``<method>-<backbone>-w<width>-s<seed>``
 under the grid's ``out_dir``, so ``selfsup eval`` and ``selfsup report`` read it
 like any other run. The grid is resumable: a cell with ``done.json`` and every
 requested protocol in its ``eval.json`` is skipped; a cell with ``last.pt`` but
@@ -33,7 +33,6 @@ continues with the config it started with, even if the grid file changed since).
 """
 from __future__ import annotations
 
-import difflib
 import json
 import math
 import shutil
@@ -46,25 +45,19 @@ from typing import Any
 
 import yaml
 
-from selfsup.config import CONFIG_DIR, RunConfig, load_config, resolve_config_path
-from selfsup.eval.run import PROTOCOLS
+from selfsup.config import CONFIG_DIR, RunConfig, from_dict, resolve_config_path
+from selfsup.hardware import resolve_device, synchronize
 from selfsup.registry import ConfigError
+from selfsup.runs.evaluate import PROTOCOLS, evaluate_run, missing_protocols
+from selfsup.runs.folder import read_run_config
+from selfsup.train.build import check_config, load_checked_config, load_train_data, make_loader, method_from_config
+from selfsup.train.loop import train
+from selfsup.train.step import TrainStep, epoch_batches
 
 GRID_DIR = CONFIG_DIR / "grids"
 STATUS_FILE = "grid_status.json"
 CELL_FILE = "cell.json"  # per cell: its grid coordinates, step count and timings (the report reads it)
 
-# The eval.json key each protocol writes: a cell is finished when all of its protocols' keys are present.
-PROTOCOL_KEYS = {"knn": "knn_top1", "linear": "linear_top1", "clustering": "clustering", "sgd": "sgd_probe",
-                 "layers": "layers", "fewshot": "fewshot", "invariance": "invariance"}
-
-_KEYS = {
-    "grid": ("out_dir", "methods", "backbones", "seeds", "overrides", "budget", "protocols", "eval"),
-    "methods[]": ("config", "label", "overrides"),
-    "backbones[]": ("name", "widths", "options"),
-    "budget": ("steps", "minutes", "warmup_fraction", "calibration_steps"),
-    "eval": ("train_subset", "pool_to", "device"),
-}
 
 
 @dataclass
@@ -75,6 +68,41 @@ class Budget:
     minutes: float | None = None
     warmup_fraction: float | None = None  # None: the method config's own warmup_steps / steps
     calibration_steps: int = 5
+
+
+@dataclass
+class MethodEntry:
+    config: str  # a bundled config name or a YAML path
+    label: str | None = None  # the method's name in tables and cell folders (default: the config's)
+    overrides: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class BackboneEntry:
+    name: str
+    widths: list[float] = field(default_factory=lambda: [1.0])
+    options: dict[str, Any] = field(default_factory=dict)  # backbone options other than name and width
+
+
+@dataclass
+class GridEval:
+    train_subset: int | None = None
+    pool_to: int = 9216
+    device: str = "auto"
+
+
+@dataclass
+class GridFile:
+    """A grid file's sections, typed like a run config (unknown keys are errors with a "did you mean")."""
+
+    methods: list[MethodEntry]
+    backbones: list[BackboneEntry]
+    out_dir: str = "runs/grid"
+    seeds: list[int] = field(default_factory=lambda: [0])
+    overrides: dict[str, Any] = field(default_factory=dict)  # every cell, after the method's config
+    budget: Budget = field(default_factory=Budget)
+    protocols: list[str] = field(default_factory=lambda: ["knn"])
+    eval: GridEval = field(default_factory=GridEval)
 
 
 @dataclass
@@ -101,24 +129,8 @@ class Grid:
     configs: dict[str, RunConfig] = field(default_factory=dict, repr=False)  # cell name -> validated config
 
 
-def _check_keys(section: dict, where: str, kind: str) -> None:
-    if not isinstance(section, dict):
-        raise ConfigError(f"grid section {where!r} must be a mapping, got {section!r}")
-    allowed = _KEYS[kind]
-    for key in section:
-        if key not in allowed:
-            close = difflib.get_close_matches(str(key), allowed, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise ConfigError(f"unknown grid key {where + '.' if where != 'grid' else ''}{key!r}{hint}; "
-                              f"keys here are: {', '.join(allowed)}")
-
-
-def _flat_overrides(section: Any, where: str) -> list[str]:
+def _flat_overrides(section: dict, where: str) -> list[str]:
     """``{data: {subset: 10}, train.lr: 0.1}`` -> ["data.subset=10", "train.lr=0.1"] (values as JSON, which is YAML)."""
-    if section is None:
-        return []
-    if not isinstance(section, dict):
-        raise ConfigError(f"grid key {where!r} must be a mapping of config keys to values, got {section!r}")
     out = []
     for key, value in section.items():
         if isinstance(value, dict) and value:
@@ -128,78 +140,51 @@ def _flat_overrides(section: Any, where: str) -> list[str]:
     return out
 
 
-def _list(value: Any, where: str) -> list:
-    if not isinstance(value, list) or not value:
-        raise ConfigError(f"grid key {where!r} must be a non-empty list, got {value!r}")
-    return value
+def _positive(value: Any, key: str, number: type = int) -> None:
+    if value is not None and (not isinstance(value, number) or isinstance(value, bool) or value <= 0):
+        raise ConfigError(f"grid key {key!r}={value!r} must be a positive {'integer' if number is int else 'number'}")
 
 
 def parse_grid(data: dict, source: str = "", out_dir: str | Path | None = None) -> Grid:
     """Check a grid mapping and every cell's run config; nothing is trained or written."""
-    _check_keys(data, "grid", "grid")
-    for key in ("methods", "backbones"):
-        if key not in data:
-            raise ConfigError(f"grid {source or ''} needs a {key!r} list")
-    protocols = tuple(data.get("protocols") or ("knn",))
-    unknown = sorted(set(protocols) - set(PROTOCOLS))
-    if unknown:
-        raise ConfigError(f"grid key 'protocols' has unknown protocol(s) {unknown}; choose from {list(PROTOCOLS)}")
-    budget_data = data.get("budget") or {}
-    _check_keys(budget_data, "budget", "budget")
-    budget = Budget(**budget_data)
-    if budget.steps is not None and budget.minutes is not None:
+    if isinstance(data, dict):  # shorthand: a bare name stands for {config: NAME} / {name: NAME}
+        data = {**data, **{key: [{short: e} if isinstance(e, str) else e for e in data[key]]
+                           for key, short in (("methods", "config"), ("backbones", "name"))
+                           if isinstance(data.get(key), list)}}
+    g = from_dict(data, GridFile, kind="grid")
+    for name in g.protocols:
+        PROTOCOLS.get(name)  # unknown protocol: the error lists the choices
+    b = g.budget
+    if b.steps is not None and b.minutes is not None:
         raise ConfigError("grid key 'budget' takes steps or minutes, not both")
-    if budget.steps is not None and (not isinstance(budget.steps, int) or budget.steps < 1):
-        raise ConfigError(f"grid key 'budget.steps'={budget.steps!r} must be a positive integer")
-    if budget.minutes is not None and not (isinstance(budget.minutes, (int, float)) and budget.minutes > 0):
-        raise ConfigError(f"grid key 'budget.minutes'={budget.minutes!r} must be a positive number")
-    if not isinstance(budget.calibration_steps, int) or budget.calibration_steps < 1:
-        raise ConfigError(f"grid key 'budget.calibration_steps'={budget.calibration_steps!r} must be a positive integer")
-    if budget.warmup_fraction is not None and not 0 <= budget.warmup_fraction < 1:
-        raise ConfigError(f"grid key 'budget.warmup_fraction'={budget.warmup_fraction!r} must be in [0, 1)")
-    ev = data.get("eval") or {}
-    _check_keys(ev, "eval", "eval")
-    for key in ("train_subset", "pool_to"):
-        value = ev.get(key)
-        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
-            raise ConfigError(f"grid key 'eval.{key}'={value!r} must be a positive integer")
-    shared = _flat_overrides(data.get("overrides"), "overrides")
-    if (budget.steps or budget.minutes) and any(o.split("=")[0] in ("train.steps", "train.warmup_steps") for o in shared):
+    _positive(b.steps, "budget.steps")
+    _positive(b.minutes, "budget.minutes", float)
+    _positive(b.calibration_steps, "budget.calibration_steps")
+    if b.warmup_fraction is not None and not 0 <= b.warmup_fraction < 1:
+        raise ConfigError(f"grid key 'budget.warmup_fraction'={b.warmup_fraction!r} must be in [0, 1)")
+    _positive(g.eval.train_subset, "eval.train_subset")
+    _positive(g.eval.pool_to, "eval.pool_to")
+    shared = _flat_overrides(g.overrides, "overrides")
+    if (b.steps or b.minutes) and any(o.split("=")[0] in ("train.steps", "train.warmup_steps") for o in shared):
         raise ConfigError("grid 'overrides' must not set train.steps or train.warmup_steps when 'budget' sets the length")
 
-    methods = []
-    for i, entry in enumerate(_list(data["methods"], "methods")):
-        entry = {"config": entry} if isinstance(entry, str) else entry
-        _check_keys(entry, f"methods[{i}]", "methods[]")
-        if "config" not in entry:
-            raise ConfigError(f"grid entry methods[{i}] needs a 'config' (a bundled config name or a YAML path)")
-        label = str(entry.get("label") or Path(entry["config"]).stem)
-        methods.append((label, entry["config"], _flat_overrides(entry.get("overrides"), f"methods[{i}].overrides")))
+    methods = [(str(m.label or Path(m.config).stem), m.config, _flat_overrides(m.overrides, f"methods[{i}].overrides"))
+               for i, m in enumerate(g.methods)]
     if len({m[0] for m in methods}) < len(methods):
         raise ConfigError("grid 'methods' has two entries with the same label; give one a distinct 'label'")
     backbones = []
-    for i, entry in enumerate(_list(data["backbones"], "backbones")):
-        entry = {"name": entry} if isinstance(entry, str) else entry
-        _check_keys(entry, f"backbones[{i}]", "backbones[]")
-        if "name" not in entry:
-            raise ConfigError(f"grid entry backbones[{i}] needs a 'name'")
-        options = entry.get("options") or {}
-        if not isinstance(options, dict) or "width" in options or "name" in options:
+    for i, entry in enumerate(g.backbones):
+        if "width" in entry.options or "name" in entry.options:
             raise ConfigError(f"grid key backbones[{i}].options must be a mapping of backbone options other than name and width")
-        for w in _list(entry.get("widths", [1.0]), f"backbones[{i}].widths"):
-            if not isinstance(w, (int, float)) or w <= 0:
-                raise ConfigError(f"grid key backbones[{i}].widths has {w!r}; widths must be positive numbers")
-            backbones.append((entry["name"], float(w), options))
-    seeds = _list(data.get("seeds", [0]), "seeds")
-    if not all(isinstance(s, int) for s in seeds):
-        raise ConfigError(f"grid key 'seeds' must hold integers, got {seeds!r}")
+        for w in entry.widths:
+            _positive(w, f"backbones[{i}].widths", float)
+            backbones.append((entry.name, float(w), entry.options))
 
-    grid = Grid(out_dir=Path(out_dir or data.get("out_dir") or "runs/grid"), cells=[], protocols=protocols,
-                budget=budget, train_subset=ev.get("train_subset"), pool_to=ev.get("pool_to") or 9216,
-                device=ev.get("device", "auto"), source=source)
+    grid = Grid(out_dir=Path(out_dir or g.out_dir), cells=[], protocols=tuple(g.protocols), budget=b,
+                train_subset=g.eval.train_subset, pool_to=g.eval.pool_to, device=g.eval.device, source=source)
     for label, config, method_overrides in methods:
         for bb, width, options in backbones:
-            for seed in seeds:
+            for seed in g.seeds:
                 name = f"{label}-{bb}-w{width:g}-s{seed}"
                 section = {"name": bb, "width": width, **options}
                 overrides = [*shared, *method_overrides, f"backbone={json.dumps(section)}", f"train.seed={seed}",
@@ -208,8 +193,8 @@ def parse_grid(data: dict, source: str = "", out_dir: str | Path | None = None) 
                     overrides.append("train.progress=false")  # one progress line per cell instead
                 cell = Cell(name, label, config, bb, width, seed, overrides)
                 try:
-                    grid.configs[name] = load_config(config, overrides)
-                    with_budget(grid.configs[name], budget, steps=budget.steps or 1000)  # the budgeted config is valid too
+                    grid.configs[name] = load_checked_config(config, overrides)
+                    with_budget(grid.configs[name], b, steps=b.steps or 1000)  # the budgeted config is valid too
                 except ConfigError as err:
                     raise ConfigError(f"grid cell {name}: {err}") from None
                 grid.cells.append(cell)
@@ -224,17 +209,13 @@ def load_grid(name_or_path: str | Path, out_dir: str | Path | None = None) -> Gr
 
 def with_budget(cfg: RunConfig, budget: Budget, steps: int | None) -> RunConfig:
     """``cfg`` trained for ``steps``, its warm-up scaled to keep the schedule's shape (None: unchanged)."""
-    from selfsup.config import from_dict, validate
-
     if steps is None or (budget.steps is None and budget.minutes is None):
         return cfg
     t = cfg.train
     fraction = budget.warmup_fraction if budget.warmup_fraction is not None else t.warmup_steps / t.steps
     data = cfg.to_dict()
     data["train"].update(steps=int(steps), warmup_steps=int(fraction * steps))
-    new = from_dict(data)
-    validate(new)
-    return new
+    return check_config(from_dict(data))
 
 
 def calibrate_steps(cfg: RunConfig, minutes: float, probe_steps: int = 5) -> tuple[int, float]:
@@ -242,41 +223,19 @@ def calibrate_steps(cfg: RunConfig, minutes: float, probe_steps: int = 5) -> tup
 
     Two untimed steps come first (allocator and kernel warm-up). Returns (steps, seconds per step).
     """
-    import torch
-
-    from selfsup.train.build import autocast_dtype, load_train_data, make_loader, ready_method, resolve_device
-    from selfsup.train.loop import train_step
-    from selfsup.train.optim import build_optimizer
-
-    t = cfg.train
-    device = resolve_device(t.device)
+    device = resolve_device(cfg.train.device)
     dataset = load_train_data(cfg)
-    method = ready_method(cfg, dataset, device, t.channels_last)  # DeepCluster needs its epoch-0 pseudo-labels
-    optimizer = build_optimizer(t.optimizer, method, t.lr, t.weight_decay, t.momentum)
-    loader = make_loader(cfg, dataset, device)
-    batches = iter(loader)
-    amp = autocast_dtype(t.precision, device)
+    method = method_from_config(cfg, dataset, device)
+    step = TrainStep(method, cfg.train)  # the loop's own step
+    batches = epoch_batches(make_loader(cfg, dataset, device), method, dataset, device)  # DeepCluster clusters here
     for i in range(2 + probe_steps):
         if i == 2:
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
+            synchronize(device)
             start = time.perf_counter()
-        try:
-            batch = next(batches)
-        except StopIteration:
-            batches = iter(loader)  # the next epoch
-            batch = next(batches)
-        train_step(method, optimizer, batch, i, amp, t.grad_clip)
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+        step(next(batches), i)
+    synchronize(device)
     per_step = (time.perf_counter() - start) / probe_steps
     return max(2, math.floor(minutes * 60 / per_step)), per_step
-
-
-def missing_protocols(run_dir: Path, protocols: tuple[str, ...], file: str = "eval.json") -> tuple[str, ...]:
-    path = run_dir / file
-    results = json.loads(path.read_text()) if path.exists() else {}
-    return tuple(p for p in protocols if PROTOCOL_KEYS[p] not in results)
 
 
 def cell_state(run_dir: Path, protocols: tuple[str, ...]) -> str:
@@ -288,8 +247,6 @@ def cell_state(run_dir: Path, protocols: tuple[str, ...]) -> str:
 
 def run_grid(grid: Grid, print_fn=partial(print, flush=True)) -> dict[str, dict]:
     """Train and evaluate every unfinished cell; returns (and writes) the grid status, cell name -> record."""
-    from selfsup.train.build import read_run_config, resolve_device
-
     grid.out_dir.mkdir(parents=True, exist_ok=True)
     status_path = grid.out_dir / STATUS_FILE
     status = json.loads(status_path.read_text()) if status_path.exists() else {}
@@ -306,12 +263,12 @@ def run_grid(grid: Grid, print_fn=partial(print, flush=True)) -> dict[str, dict]
         if key in baselines:
             return
         baselines.add(key)
-        missing = missing_protocols(run_dir, grid.protocols, "eval_random_init.json")
+        missing = missing_protocols(run_dir, grid.protocols, random_init=True)
         if not missing:
             return
         t0 = time.perf_counter()
         try:
-            results = _evaluate(run_dir, missing, random_init=True, train_subset=grid.train_subset,
+            results = evaluate_run(run_dir, missing, random_init=True, train_subset=grid.train_subset,
                                 pool_to=grid.pool_to, device=device, progress=False)
         except Exception as err:  # noqa: BLE001 -- a missing baseline must not fail the cell it sits in
             print_fn(f"{head}: random-init baseline FAILED ({type(err).__name__}: {err})")
@@ -346,13 +303,14 @@ def run_grid(grid: Grid, print_fn=partial(print, flush=True)) -> dict[str, dict]
                 info["train_seconds"] = info.get("train_seconds", 0.0) if state == "interrupted" else 0.0
                 cfg = _start(cell, grid, run_dir, info) if state == "new" else read_run_config(run_dir)
                 t0 = time.perf_counter()
-                _train(cfg, resume=state == "interrupted")
+                train(cfg, resume=state == "interrupted")
                 info["train_seconds"] += time.perf_counter() - t0
                 info["steps"] = cfg.train.steps
                 _write_json(info_path, info)
             t0 = time.perf_counter()
-            results = _evaluate(run_dir, missing_protocols(run_dir, grid.protocols), train_subset=grid.train_subset,
-                                pool_to=grid.pool_to, device=device, progress=False)
+            missing = missing_protocols(run_dir, grid.protocols)
+            results = evaluate_run(run_dir, missing, train_subset=grid.train_subset, pool_to=grid.pool_to,
+                                   device=device, progress=False) if missing else {}
             info["eval_seconds"] = info.get("eval_seconds", 0.0) + time.perf_counter() - t0
             _write_json(info_path, info)
             (run_dir / "error.txt").unlink(missing_ok=True)
@@ -385,18 +343,6 @@ def _start(cell: Cell, grid: Grid, run_dir: Path, info: dict) -> RunConfig:
         info["calibration"] = {"minutes": grid.budget.minutes, "seconds_per_step": per_step, "steps": steps,
                                "seconds": time.perf_counter() - t0}
     return with_budget(cfg, grid.budget, steps)
-
-
-def _train(cfg: RunConfig, resume: bool) -> Path:
-    from selfsup.train.loop import train
-
-    return train(cfg, resume=resume)
-
-
-def _evaluate(run_dir: Path, protocols: tuple[str, ...], **kw) -> dict:
-    from selfsup.eval.run import evaluate_run
-
-    return evaluate_run(run_dir, protocols, **kw) if protocols else {}
 
 
 def _summary(info: dict, results: dict) -> str:

@@ -13,16 +13,18 @@ import torch
 import torch.nn.functional as F
 
 from selfsup.data import ImageDataset
+from selfsup.eval.features import backbone_features, file_digest
+from selfsup.runs.evaluate import features_tag
+from selfsup.runs.folder import BACKBONE_FILE, load_backbone, read_run_config
+from selfsup.train.build import load_train_data
 
 
 def _cached(run_dir: Path, dataset: str) -> tuple[np.ndarray, np.ndarray] | None:
     """(train, test) pre-logits cached for the run's current weights on its own dataset, or None."""
-    from selfsup.eval.features import file_digest
-
-    weights = run_dir / "backbone.safetensors"
+    weights = run_dir / BACKBONE_FILE
     if not weights.exists():
         return None
-    for folder in sorted((run_dir / "features").glob(f"trained-{file_digest(weights)}-{dataset}-n*")):
+    for folder in sorted((run_dir / "features").glob(features_tag(f"trained-{file_digest(weights)}", "*", dataset, "*"))):
         train, test = (folder / split / "pre_logits__poolnone.npy" for split in ("train", "test"))
         if train.exists() and test.exists():
             return np.load(train, mmap_mode="r"), np.load(test, mmap_mode="r")  # sliced and copied by the caller
@@ -36,9 +38,6 @@ def run_features(run_dir: str | Path, max_train: int = 10_000, max_test: int = 3
     Rows are the first images of each split (as the feature cache stores them).
     ``datasets`` memoizes loaded splits across runs, keyed by (name, split).
     """
-    from selfsup.eval.run import backbone_features
-    from selfsup.train.build import load_backbone, load_train_data, read_run_config
-
     run_dir = Path(run_dir)
     cfg = read_run_config(run_dir)
     datasets = {} if datasets is None else datasets

@@ -4,7 +4,7 @@
 method whose augmentation and task parameters the picture then uses (and, for
 colorization and inpainting, whose predictions it shows).
 """
-from selfsup.pictures import colorization, exemplar, inpainting, jigsaw, relative_location, rotation
+from selfsup.runs.pictures import colorization, exemplar, inpainting, jigsaw, relative_location, rotation
 
 DRAWERS = {
     "rotation": rotation.draw,

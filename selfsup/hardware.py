@@ -1,0 +1,68 @@
+"""The machine a run is on: which device, what its CPU offers, how its allocator behaves."""
+from __future__ import annotations
+
+import ctypes
+import sys
+from functools import lru_cache
+from pathlib import Path
+
+import torch
+from selfsup.registry import InputError
+
+
+def resolve_device(name: str, key: str = "train.device") -> torch.device:
+    """``auto`` is CUDA when there is one, else the CPU; ``key`` names the setting in errors."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(name)
+    except RuntimeError:
+        raise InputError(f"{key}={name!r} is not a device; use auto, cpu, cuda or cuda:N") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise InputError(f"{key}={name!r} but no CUDA device is available")
+    return dev
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait for queued GPU work, so a timer measures it; nothing to wait for on the CPU."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+@lru_cache(maxsize=1)
+def cpu_flags() -> str:
+    try:
+        return Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return ""
+
+
+def cpu_has_fast_bf16() -> bool:
+    return any(f in cpu_flags() for f in ("amx_bf16", "avx512_bf16"))
+
+
+def device_name(device: torch.device) -> str:
+    """The GPU's name or the CPU's model name: every speed figure is recorded beside it."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    for line in cpu_flags().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return "cpu"
+
+
+def keep_freed_cpu_memory() -> bool:
+    """Tell glibc's malloc to keep freed memory for reuse instead of returning it to the system.
+
+    By default every CPU buffer over 32 MB (a batch's activations) is a fresh mmap whose first writes
+    fault in zeroed pages (docs/speed.md measures the cost). Off mmap, freed buffers come back from the
+    heap, already mapped. Returns whether it applied (glibc only; elsewhere a no-op).
+    """
+    if sys.platform != "linux":
+        return False
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        m_trim_threshold, m_mmap_max = -1, -4  # mallopt parameters from glibc's malloc.h
+        return bool(libc.mallopt(m_mmap_max, 0)) and bool(libc.mallopt(m_trim_threshold, 2**31 - 1))
+    except (OSError, AttributeError):  # musl and other C libraries: leave their allocator alone
+        return False
