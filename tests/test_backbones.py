@@ -278,7 +278,7 @@ def test_profile_main_prints_a_row_per_backbone(capsys):
 def test_small_map_products_are_chosen_by_the_cpu():
     assert gemm_conv.AMX_RULE == {torch.bfloat16: (16, 64), torch.float32: (16, 256)}
     assert gemm_conv.NO_AMX_RULE == {torch.bfloat16: (4, 256)}
-    assert gemm_conv.PRODUCT_WHEN == (gemm_conv.AMX_RULE if gemm_conv.has_amx() else gemm_conv.NO_AMX_RULE)
+    assert gemm_conv.product_rule() == (gemm_conv.AMX_RULE if gemm_conv.has_amx() else gemm_conv.NO_AMX_RULE)
 
 
 @pytest.mark.parametrize("side", [4, 2])

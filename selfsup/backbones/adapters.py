@@ -19,7 +19,7 @@ from selfsup.backbones.base import Backbone
 def encode_tiles(backbone: Backbone, tiles: torch.Tensor) -> torch.Tensor:
     """Each tile (B, T, C, t, t) through the shared backbone: (B, T, D)."""
     b, n = tiles.shape[:2]
-    feats = backbone(tiles.flatten(0, 1).contiguous(memory_format=torch.channels_last))  # (B*T, D)
+    feats = backbone(tiles.flatten(0, 1))  # (B*T, D)
     return feats.view(b, n, -1)
 
 
@@ -82,7 +82,7 @@ class LightnessBackbone(Backbone):
         with torch.autocast(x.device.type, enabled=False):  # the colour conversion in float32
             rgb = (x.float() * self.std + self.mean).clamp(0, 1)
             lightness = rgb_to_lab(rgb)[:, :1] / 50.0 - 1.0
-        return self.backbone.features(lightness.contiguous(memory_format=torch.channels_last), names)
+        return self.backbone.features(lightness, names)
 
 
 def rgb_input(backbone: Backbone, mean, std) -> Backbone:

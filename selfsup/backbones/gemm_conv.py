@@ -14,7 +14,8 @@ so do few channels, where the product's extra memory traffic costs more than it 
 
 That is a property of AMX: on AVX-512 CPUs without it (AMD EPYC, Zen 4) oneDNN's kernels are
 faster at 4 x 4, and the product wins only for bf16 maps of 2 x 2 and 1 x 1 with many channels.
-So which convolutions take the product path depends on the CPU (``PRODUCT_WHEN``).
+So which convolutions take the product path depends on the CPU: ``product_rule()`` decides once, on
+first use, and ``PRODUCT_WHEN`` set by hand (a rule, or ``{}`` for never) overrides it.
 
 Forward + backward, batch 256 (2304 for 2 x 2 and 1 x 1: jigsaw tiles), oneDNN -> product, ms.
 Intel Xeon with AMX: bf16 512 ch at 4 x 4 118 -> 46, 256 at 2 x 2 109 -> 30, 128 at 4 x 4 6.3 -> 4.9,
@@ -45,7 +46,15 @@ def has_amx() -> bool:
 # faster than oneDNN forward + backward (module docstring); a dtype not listed never takes it
 AMX_RULE = {torch.bfloat16: (16, 64), torch.float32: (16, 256)}
 NO_AMX_RULE = {torch.bfloat16: (4, 256)}
-PRODUCT_WHEN: dict[torch.dtype, tuple[int, int]] = AMX_RULE if has_amx() else NO_AMX_RULE
+PRODUCT_WHEN: dict[torch.dtype, tuple[int, int]] | None = None  # None: product_rule() picks by CPU on first use
+
+
+def product_rule() -> dict[torch.dtype, tuple[int, int]]:
+    """``PRODUCT_WHEN``, chosen from the CPU the first time a convolution asks (not at import)."""
+    global PRODUCT_WHEN
+    if PRODUCT_WHEN is None:
+        PRODUCT_WHEN = AMX_RULE if has_amx() else NO_AMX_RULE
+    return PRODUCT_WHEN
 
 
 def columns(x: Tensor) -> Tensor:
@@ -88,11 +97,11 @@ class _Conv3x3Product(torch.autograd.Function):
 
 class Conv2d(nn.Conv2d):
     """``nn.Conv2d`` (same parameters and state dict) that runs 3x3, stride-1, bias-free convolutions of
-    small CPU maps with many channels (``PRODUCT_WHEN``) as matrix products; every other case as usual."""
+    small CPU maps with many channels (``product_rule()``) as matrix products; every other case as usual."""
 
     def forward(self, x: Tensor) -> Tensor:
         dtype = torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else x.dtype
-        max_pixels, min_channels = PRODUCT_WHEN.get(dtype, (0, 0))
+        max_pixels, min_channels = product_rule().get(dtype, (0, 0))
         if (x.device.type != "cpu" or x.shape[-2] * x.shape[-1] > max_pixels or self.in_channels < min_channels
                 or self.kernel_size != (3, 3) or self.stride != (1, 1) or self.padding != (1, 1) or self.dilation != (1, 1)
                 or self.groups != 1 or self.bias is not None):

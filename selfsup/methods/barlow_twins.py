@@ -34,7 +34,7 @@ class BarlowTwins(Method):
         self.projector = mlp(backbone.out_dim, proj_hidden_dim, proj_dim, num_layers=3)
 
     def training_step(self, batch: Batch, step: int) -> StepOutput:
-        y1, y2 = (v.contiguous(memory_format=torch.channels_last) for v in self.augment.views(batch.images, 2))
+        y1, y2 = self.augment.views(batch.images, 2)
         h1 = self.backbone(y1)  # (B, D)
         z1, z2 = self.projector(h1), self.projector(self.backbone(y2))  # (B, proj_dim)
         loss = barlow_twins_loss(z1, z2, lambd=self.lambd)  # standardises each dimension over the batch

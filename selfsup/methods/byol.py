@@ -48,7 +48,7 @@ class BYOL(Method):
         self.target_projector = momentum_copy(self.projector)
 
     def training_step(self, batch: Batch, step: int) -> StepOutput:
-        v1, v2 = (v.contiguous(memory_format=torch.channels_last) for v in self.augment.views(batch.images, 2))
+        v1, v2 = self.augment.views(batch.images, 2)
         h1, h2 = self.backbone(v1), self.backbone(v2)  # (B, D)
         p1, p2 = self.predictor(self.projector(h1)), self.predictor(self.projector(h2))  # (B, proj_dim) predictions
         with torch.no_grad():  # stop-gradient: the target moves only by EMA

@@ -95,8 +95,7 @@ class Colorization(Method):
         Each layer is sampled bilinearly at the points, which is the upsampled
         map (``align_corners=False``) read at those pixels without upsampling it whole.
         """
-        feats = self.backbone.features(lightness.contiguous(memory_format=torch.channels_last),
-                                       (*self.layers, "pre_logits"))
+        feats = self.backbone.features(lightness, (*self.layers, "pre_logits"))
 
         def at_points(f: torch.Tensor) -> torch.Tensor:  # (B, C, H, W) or global (B, C) -> (B, C, *grid)
             if f.ndim == 2:

@@ -95,7 +95,7 @@ class DeepCluster(Method):
         target = self.pseudo_labels[batch.index]  # (B,)
         if (target < 0).any():
             raise RuntimeError("DeepCluster has no pseudo-labels yet: on_epoch_start must cluster the data first")
-        h = self.backbone(self.augment(batch.images).contiguous(memory_format=torch.channels_last))  # (B, D)
+        h = self.backbone(self.augment(batch.images))  # (B, D)
         logits = self.classifier(h).float()  # (B, k)
         loss = F.cross_entropy(logits, target)
         metrics = {"pretext_acc": (logits.argmax(1) == target).float().mean().item()}

@@ -144,13 +144,13 @@ class DINO(Method):
     def training_step(self, batch: Batch, step: int) -> StepOutput:
         b = len(batch)
         crops = self.multicrop(batch.images)  # 2 global (B, 3, S, S) then n_small local (B, 3, s, s)
-        global_crops = torch.cat(crops[:_N_GLOBAL]).contiguous(memory_format=torch.channels_last)  # (2B, 3, S, S)
+        global_crops = torch.cat(crops[:_N_GLOBAL])  # (2B, 3, S, S)
         with torch.no_grad():
             teacher = self.teacher_head(self.teacher_backbone(global_crops)).float().split(b)  # 2 x (B, K)
         h = [self.backbone(global_crops)]  # one backbone pass per resolution
         if len(crops) > _N_GLOBAL:  # evaluation's BN statistics stay those of full-size crops
             with running_stats_frozen(self.backbone):
-                h.append(self.backbone(torch.cat(crops[_N_GLOBAL:]).contiguous(memory_format=torch.channels_last)))
+                h.append(self.backbone(torch.cat(crops[_N_GLOBAL:])))
         freeze = step < self.freeze_last_layer_steps
         student = self.head(torch.cat(h), freeze_last=freeze).float().split(b)  # V x (B, K)
         tau_t = self.teacher_temperature_at(step)

@@ -41,7 +41,7 @@ class Exemplar(Method):
     def training_step(self, batch: Batch, step: int) -> StepOutput:
         b = len(batch)
         views = torch.cat(self.augment.views(batch.images, self.n_views))  # (V*B, 3, H, W), view-major
-        h = self.backbone(views.contiguous(memory_format=torch.channels_last))  # (V*B, D)
+        h = self.backbone(views)  # (V*B, D)
         z = F.normalize(self.head(h).float(), dim=1)  # (V*B, E)
         labels = torch.arange(b, device=z.device).repeat(self.n_views)  # (V*B,): the image each view came from
         loss = batch_hard_triplet(z, labels, margin=self.margin)

@@ -160,7 +160,7 @@ class Inpainting(Method):
     def reconstruct(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Image (B, 3, S, S) and mask (B, 1, S, S) -> reconstruction (B, 3, S, S) and pre-logits (B, D)."""
         hidden = x * (1 - mask)  # the hole filled with 0, the data set's mean colour after normalisation
-        feats = self.backbone.features(hidden.contiguous(memory_format=torch.channels_last), (self.layer, "pre_logits"))
+        feats = self.backbone.features(hidden, (self.layer, "pre_logits"))
         return self.decoder(self.bridge(feats[self.layer])), feats["pre_logits"]  # (B, 3, S, S), (B, D)
 
     def losses(self, x: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:

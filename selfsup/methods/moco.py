@@ -67,7 +67,7 @@ class MoCo(Method):
         self.queue = FeatureQueue(queue_size, proj_dim)
 
     def training_step(self, batch: Batch, step: int) -> StepOutput:
-        x_q, x_k = (v.contiguous(memory_format=torch.channels_last) for v in self.augment.views(batch.images, 2))
+        x_q, x_k = self.augment.views(batch.images, 2)
         h = grouped_forward(self.backbone, x_q, self.shuffle_bn_groups)  # (B, D)
         q = self.projector(h)  # (B, proj_dim) queries
         with torch.no_grad():  # keys: no gradient to the key encoder

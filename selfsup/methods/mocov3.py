@@ -54,7 +54,7 @@ class MoCoV3(Method):
         return info_nce_in_batch(q, k, temperature=self.temperature) * 2 * self.temperature
 
     def training_step(self, batch: Batch, step: int) -> StepOutput:
-        x1, x2 = (v.contiguous(memory_format=torch.channels_last) for v in self.augment.views(batch.images, 2))
+        x1, x2 = self.augment.views(batch.images, 2)
         h1, h2 = self.backbone(x1), self.backbone(x2)  # (B, D) each; one BN batch per view, as the paper's code
         q1, q2 = self.predictor(self.projector(h1)), self.predictor(self.projector(h2))  # (B, dim)
         with torch.no_grad():

@@ -52,7 +52,7 @@ class NPID(Method):
 
     def training_step(self, batch: Batch, step: int) -> StepOutput:
         x = self.augment(batch.images)  # (B, 3, H, W)
-        h = self.backbone(x.contiguous(memory_format=torch.channels_last))  # (B, D)
+        h = self.backbone(x)  # (B, D)
         v = F.normalize(self.head(h).float(), dim=1)  # (B, E) on the unit sphere
         pos = self.memory.similarity(v, batch.index[:, None]).squeeze(1)  # (B,) against its own stored vector
         neg = self.memory.similarity(v, self.memory.sample(len(batch), self.num_negatives))  # (B, N)

@@ -107,7 +107,7 @@ class PIRL(Method):
         return dict(image_size=self.image_size, gap=self.gap, jitter=self.jitter) if self.g_jigsaw is not None else None
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
-        return self.backbone(x.contiguous(memory_format=torch.channels_last))  # (B, D)
+        return self.backbone(x)  # (B, D)
 
     def transformed(self, images: torch.Tensor) -> list[torch.Tensor]:
         """g(v_I^t) (B, E), one per transformation, each of its own fresh view of the images."""

@@ -62,7 +62,7 @@ class RelativeLocation(Method):
         centre, neighbour, label = patch_pairs(x, self.gap, self.jitter)  # (B, 3, t, t) x 2, (B,)
         patches = self.remove_chroma(torch.cat([centre, neighbour]))  # (2B, 3, t, t)
         patches = standardize_tiles(patches[:, None])[:, 0]  # per-patch standardisation, as "Revisiting"
-        feats = self.backbone(patches.contiguous(memory_format=torch.channels_last))  # (2B, D)
+        feats = self.backbone(patches)  # (2B, D)
         logits = self.head(torch.cat([feats[:b], feats[b:]], dim=1)).float()  # (B, 8)
         loss = F.cross_entropy(logits, label)
         acc = (logits.argmax(1) == label).float().mean()

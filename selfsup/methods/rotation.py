@@ -40,7 +40,7 @@ class Rotation(Method):
     def training_step(self, batch: Batch, step: int) -> StepOutput:
         x = self.augment(batch.images)  # (B, 3, H, W); square crops, so rotations keep the shape
         views, labels = rotate_all(x)
-        feats = self.backbone(views.contiguous(memory_format=torch.channels_last))  # (4B, D)
+        feats = self.backbone(views)  # (4B, D)
         logits = self.head(feats).float()
         loss = F.cross_entropy(logits, labels)
         acc = (logits.argmax(1) == labels).float().mean()

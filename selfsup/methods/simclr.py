@@ -34,7 +34,7 @@ class SimCLR(Method):
     def training_step(self, batch: Batch, step: int) -> StepOutput:
         b = len(batch)
         views = torch.cat(self.augment.views(batch.images, 2))  # (2B, 3, H, W): view 1 of every image, then view 2
-        h = self.backbone(views.contiguous(memory_format=torch.channels_last))  # (2B, D)
+        h = self.backbone(views)  # (2B, D)
         z = self.projector(h)  # (2B, proj_dim)
         loss = nt_xent(z[:b], z[b:], temperature=self.temperature)
         return StepOutput(loss, embedding=h[:b].detach())

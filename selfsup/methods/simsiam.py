@@ -49,7 +49,7 @@ class SimSiam(Method):
         self.fix_predictor_lr = fix_predictor_lr
 
     def training_step(self, batch: Batch, step: int) -> StepOutput:
-        x1, x2 = (v.contiguous(memory_format=torch.channels_last) for v in self.augment.views(batch.images, 2))
+        x1, x2 = self.augment.views(batch.images, 2)
         h1, h2 = self.backbone(x1), self.backbone(x2)  # (B, D)
         z1, z2 = self.projector(h1), self.projector(h2)  # (B, dim) projections
         p1, p2 = self.predictor(z1), self.predictor(z2)  # (B, dim) predictions

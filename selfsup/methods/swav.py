@@ -105,10 +105,10 @@ class SwAV(Method):
         self.normalize_prototypes()
         b = len(batch)
         crops = self.multicrop(batch.images)  # 2 large (B, 3, S, S) then n_small (B, 3, s, s)
-        h = self.backbone(torch.cat(crops[:_N_LARGE]).contiguous(memory_format=torch.channels_last))  # (2B, D)
+        h = self.backbone(torch.cat(crops[:_N_LARGE]))  # (2B, D)
         if len(crops) > _N_LARGE:  # one backbone pass per resolution; evaluation's BN statistics stay full-size
             with running_stats_frozen(self.backbone):
-                small = self.backbone(torch.cat(crops[_N_LARGE:]).contiguous(memory_format=torch.channels_last))
+                small = self.backbone(torch.cat(crops[_N_LARGE:]))
             h = torch.cat([h, small])  # (V*B, D)
         z = F.normalize(self.projector(h).float(), dim=1)  # (V*B, proj_dim), V = 2 + n_small
         c = self.prototypes.weight.float()  # (K, proj_dim)

@@ -39,7 +39,7 @@ class VICReg(Method):
         self.expander = mlp(backbone.out_dim, proj_hidden_dim, proj_dim, num_layers=3)
 
     def training_step(self, batch: Batch, step: int) -> StepOutput:
-        x1, x2 = (v.contiguous(memory_format=torch.channels_last) for v in self.augment.views(batch.images, 2))
+        x1, x2 = self.augment.views(batch.images, 2)
         h1 = self.backbone(x1)  # (B, D) representations
         z1, z2 = self.expander(h1), self.expander(self.backbone(x2))  # (B, proj_dim) embeddings
         loss, terms = vicreg_loss(z1, z2, **self.coeffs)
