@@ -7,6 +7,7 @@ value outside a ``Literal`` fails with the key's name and what is allowed.
 """
 from __future__ import annotations
 
+import functools
 import inspect
 import typing
 from typing import Any, Callable
@@ -53,14 +54,19 @@ class Registry:
 
 
 def check_kwargs(fn: Callable[..., Any], kwargs: dict[str, Any], what: str) -> None:
-    """Raise ConfigError for keys ``fn`` does not take and for values of the wrong kind."""
-    sig = inspect.signature(fn)
-    params = sig.parameters
+    """Raise ConfigError for keys ``fn`` does not take and for values of the wrong kind.
+
+    ``fn`` is a function, a class (its ``__init__``'s signature) or a ``functools.partial`` of either,
+    whose bound arguments are fixed: a preset such as ``resnet50_v1_nolastrelu``.
+    """
+    fixed = set(fn.keywords) if isinstance(fn, functools.partial) else set()
+    target = fn.func if isinstance(fn, functools.partial) else fn
+    params = inspect.signature(fn).parameters
     if any(p.kind is p.VAR_KEYWORD for p in params.values()):
         return
-    allowed = [n for n, p in params.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    allowed = [n for n, p in params.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and n not in fixed]
     try:
-        hints = typing.get_type_hints(fn.__init__ if inspect.isclass(fn) else fn)
+        hints = typing.get_type_hints(target.__init__ if inspect.isclass(target) else target)
     except Exception:  # unresolvable forward references: skip value checks
         hints = {}
     for key, value in kwargs.items():

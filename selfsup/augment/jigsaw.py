@@ -73,13 +73,6 @@ def permutation_set(n: int = 100, grid: int = 3) -> torch.Tensor:
     return torch.from_numpy(_greedy_permutations(n, k).copy())
 
 
-def min_hamming_distance(perms: torch.Tensor) -> int:
-    """Smallest Hamming distance between two distinct rows of ``perms`` (n, k)."""
-    d = (perms[:, None, :] != perms[None, :, :]).sum(-1)  # (n, n)
-    d.fill_diagonal_(perms.shape[1] + 1)
-    return int(d.min())
-
-
 def tile_grid_boxes(
     batch: int, size: int, grid: int = 3, gap: int = 2, jitter: int = 2, generator: torch.Generator | None = None
 ) -> tuple[torch.Tensor, int]:

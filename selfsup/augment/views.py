@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from selfsup.augment.convert import channel_stats, check_images, normalize_to_3ch, to_unit_float
+from selfsup.checks import number, ordered_pair, probability
 
 _CROP_TRIES = 10  # candidate (area, ratio) pairs per sample, as torchvision's RandomResizedCrop
 _COLUMNS = {  # column slices of the (N, 32) uniform draw; order fixed so seeds stay reproducible
@@ -130,17 +131,17 @@ class ViewAugment:
         if isinstance(size, bool) or not isinstance(size, int) or size <= 0:
             raise ValueError(f"size must be a positive int, got {size!r}")
         self.size = size
-        self.crop_scale = _ordered_pair("crop_scale", crop_scale, low=0.0, high=1.0, low_open=True)
-        self.crop_ratio = _ordered_pair("crop_ratio", crop_ratio, low=0.0, high=math.inf, low_open=True)
-        self.flip_p = _probability("flip_p", flip_p)
-        self.jitter_p = _probability("jitter_p", jitter_p)
-        self.brightness = _number("brightness", brightness, low=0.0)
-        self.contrast = _number("contrast", contrast, low=0.0)
-        self.saturation = _number("saturation", saturation, low=0.0)
-        self.hue = _number("hue", hue, low=0.0, high=0.5)
-        self.gray_p = _probability("gray_p", gray_p)
-        self.blur_p = _probability("blur_p", blur_p)
-        self.blur_sigma = _ordered_pair("blur_sigma", blur_sigma, low=0.0, high=math.inf, low_open=True)
+        self.crop_scale = ordered_pair("crop_scale", crop_scale, low=0.0, high=1.0, low_open=True)
+        self.crop_ratio = ordered_pair("crop_ratio", crop_ratio, low=0.0, high=math.inf, low_open=True)
+        self.flip_p = probability("flip_p", flip_p)
+        self.jitter_p = probability("jitter_p", jitter_p)
+        self.brightness = number("brightness", brightness, low=0.0)
+        self.contrast = number("contrast", contrast, low=0.0)
+        self.saturation = number("saturation", saturation, low=0.0)
+        self.hue = number("hue", hue, low=0.0, high=0.5)
+        self.gray_p = probability("gray_p", gray_p)
+        self.blur_p = probability("blur_p", blur_p)
+        self.blur_sigma = ordered_pair("blur_sigma", blur_sigma, low=0.0, high=math.inf, low_open=True)
         if blur_kernel is None:
             blur_kernel = max(3, int(0.1 * size) // 2 * 2 + 1)
         if (
@@ -152,7 +153,7 @@ class ViewAugment:
         ):
             raise ValueError(f"blur_kernel must be an odd int in [1, {2 * size - 1}] or None, got {blur_kernel!r}")
         self.blur_kernel = blur_kernel
-        self.solarize_p = _probability("solarize_p", solarize_p)
+        self.solarize_p = probability("solarize_p", solarize_p)
         self.mean = channel_stats(mean, "mean")
         self.std = channel_stats(std, "std", positive=True)
 
@@ -390,28 +391,3 @@ def _uniforms(n: int, generator: torch.Generator | None) -> torch.Tensor:
     if generator is not None and generator.device.type != "cpu":
         raise ValueError(f"generator must be a CPU torch.Generator, got one on {generator.device}")
     return torch.rand(n, _N_UNIFORMS, generator=generator)
-
-
-def _number(name: str, value: float, low: float = -math.inf, high: float = math.inf) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
-        raise ValueError(f"{name} must be a number in [{low}, {high}], got {value!r}")
-    return float(value)
-
-
-def _probability(name: str, value: float) -> float:
-    return _number(name, value, 0.0, 1.0)
-
-
-def _ordered_pair(
-    name: str, value: Sequence[float], low: float, high: float, low_open: bool = False
-) -> tuple[float, float]:
-    """Validate a (lo, hi) range with lo <= hi inside [low, high] ((low, high] when low_open)."""
-    ok = isinstance(value, (tuple, list)) and len(value) == 2
-    ok = ok and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
-    if ok:
-        lo, hi = float(value[0]), float(value[1])
-        ok = (lo > low if low_open else lo >= low) and lo <= hi <= high
-    if not ok:
-        bound = f"{'(' if low_open else '['}{low}, {high}]"
-        raise ValueError(f"{name} must be an ordered pair (lo, hi) with lo <= hi inside {bound}, got {value!r}")
-    return lo, hi

@@ -75,17 +75,3 @@ class AlexNet(Backbone):
         self.stages = nn.ModuleDict(stages)
         self.feature_names = tuple(stages)
         self.out_dim = fc_dim if pre_logits_dim is None else pre_logits_dim
-
-
-def alexnet(
-    *,
-    width: float = 1.0,
-    stem: Stem = "small",
-    in_channels: int = 3,
-    pre_logits_dim: int | None = None,
-    batch_norm: bool = True,
-    fc_grid: int = 1,
-) -> AlexNet:
-    """AlexNet (BN variant by default); see AlexNet."""
-    return AlexNet(width=width, stem=stem, in_channels=in_channels, pre_logits_dim=pre_logits_dim,
-                   batch_norm=batch_norm, fc_grid=fc_grid)

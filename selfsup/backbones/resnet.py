@@ -200,22 +200,3 @@ class ResNet(Backbone):
             for m in self.modules():
                 if isinstance(m, (UnitV1, UnitV2)):
                     m.zero_init_last()
-
-
-def resnet_variant(depth: Literal[18, 34, 50, 101], version: Literal["v1", "v2"], last_relu: bool = True):
-    """A registry entry for one preset: depth/version/last-ReLU fixed, the rest as keyword options."""
-
-    def build(
-        *,
-        width: float = 1.0,
-        stem: Stem = "small",
-        in_channels: int = 3,
-        pre_logits_dim: int | None = None,
-        zero_init_residual: bool = False,
-    ) -> ResNet:
-        return ResNet(depth, version, last_relu=last_relu, width=width, stem=stem, in_channels=in_channels,
-                      pre_logits_dim=pre_logits_dim, zero_init_residual=zero_init_residual)
-
-    build.__name__ = build.__qualname__ = f"resnet{depth}_{version}" + ("" if last_relu else "_nolastrelu")
-    build.__doc__ = f"ResNet-{depth} {version}{'' if last_relu else ' without the ReLU before pooling'}; see ResNet."
-    return build

@@ -235,24 +235,3 @@ class RevNet(Backbone):
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-
-    def blocks(self) -> list[ReversibleBlock]:
-        return [m for m in self.modules() if isinstance(m, ReversibleBlock)]
-
-    def set_memory_saving(self, on: bool) -> None:
-        for block in self.blocks():
-            block.memory_saving = on
-
-
-def revnet50(
-    *,
-    width: float = 1.0,
-    stem: Stem = "small",
-    in_channels: int = 3,
-    pre_logits_dim: int | None = None,
-    last_relu: bool = False,
-    memory_saving: bool = True,
-) -> RevNet:
-    """RevNet-50-like; see RevNet."""
-    return RevNet(width=width, stem=stem, in_channels=in_channels, pre_logits_dim=pre_logits_dim,
-                  last_relu=last_relu, memory_saving=memory_saving)

@@ -82,15 +82,3 @@ class VGG19(Backbone):
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-
-
-def vgg19_bn(
-    *,
-    width: float = 1.0,
-    in_channels: int = 3,
-    pre_logits_dim: int | None = None,
-    fc_grid: int = 1,
-) -> VGG19:
-    """VGG-19 with BN after every conv and fc; see VGG19."""
-    return VGG19(width=width, in_channels=in_channels, pre_logits_dim=pre_logits_dim, fc_grid=fc_grid)
-

@@ -8,20 +8,17 @@ scikit-learn fit takes minutes on 2 cores; ``--skip-fmnist`` leaves it out).
 from __future__ import annotations
 
 import argparse
-import gzip
-import struct
 import time
 import warnings
-from pathlib import Path
 
 import numpy as np
 import torch
 
+from selfsup.data import load_dataset
 from selfsup.eval.clustering import cluster_scores
 from selfsup.eval.knn import knn_accuracy
 from selfsup.eval.linear import evaluate, fit_linear_probe, standardization
 
-FMNIST_DIR = "/usr/share/datasets/fashion-mnist"
 
 
 def gaussian_mixture(
@@ -44,16 +41,6 @@ def gaussian_mixture(
         return z @ embed + noise * torch.randn(n, dim, generator=g), y
 
     return (*sample(n_train), *sample(n_test))
-
-
-def read_idx_gz(path: str | Path) -> np.ndarray:
-    """An IDX array (MNIST's format: big-endian dims, then uint8 data) from a .gz file."""
-    with gzip.open(path, "rb") as f:
-        zero, dtype, ndim = struct.unpack(">HBB", f.read(4))
-        if zero != 0 or dtype != 0x08:
-            raise ValueError(f"{path}: not a uint8 IDX file (magic {zero:#x}, type {dtype:#x})")
-        shape = struct.unpack(f">{ndim}I", f.read(4 * ndim))
-        return np.frombuffer(f.read(), dtype=np.uint8).reshape(shape)
 
 
 def _timed(fn):
@@ -83,11 +70,9 @@ def bench_fmnist(args: argparse.Namespace) -> list[tuple[str, float, str]]:
     from sklearn.linear_model import LogisticRegression
     from threadpoolctl import threadpool_limits
 
-    root = Path(args.fmnist_dir)
-    xtr = torch.from_numpy(read_idx_gz(root / "train-images-idx3-ubyte.gz").reshape(-1, 784).astype(np.float32))
-    ytr = torch.from_numpy(read_idx_gz(root / "train-labels-idx1-ubyte.gz").astype(np.int64))
-    xte = torch.from_numpy(read_idx_gz(root / "t10k-images-idx3-ubyte.gz").reshape(-1, 784).astype(np.float32))
-    yte = torch.from_numpy(read_idx_gz(root / "t10k-labels-idx1-ubyte.gz").astype(np.int64))
+    splits = [load_dataset("fashion_mnist", root=args.fmnist_dir, split=s) for s in ("train", "test")]
+    (xtr, ytr), (xte, yte) = ((torch.from_numpy(np.asarray(ds.images).reshape(len(ds), -1).astype(np.float32)),
+                               torch.from_numpy(np.asarray(ds.labels, dtype=np.int64))) for ds in splits)
     n = len(xtr)
     rows = []
     probe, t = _timed(lambda: fit_linear_probe(xtr, ytr, l2_grid=(args.l2,), max_iter=args.max_iter))
@@ -126,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kmeans-iter", type=int, default=50)
     parser.add_argument("--l2", type=float, default=1e-4, help="fixed L2 weight for the sklearn comparison")
     parser.add_argument("--max-iter", type=int, default=500, help="L-BFGS iterations, both libraries")
-    parser.add_argument("--fmnist-dir", default=FMNIST_DIR)
+    parser.add_argument("--fmnist-dir", default=None, help="Fashion-MNIST's folder (default: the Debian package's)")
     parser.add_argument("--skip-fmnist", action="store_true")
     parser.add_argument("--threads", type=int, default=None, help="threads for torch and sklearn's BLAS")
     args = parser.parse_args(argv)

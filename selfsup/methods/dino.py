@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from selfsup.checks import count, positive, unit_interval
 from selfsup.augment import MultiCrop, ViewAugment
 from selfsup.augment.multicrop import small_crop_augment
 from selfsup.backbones.base import Backbone
@@ -105,17 +106,13 @@ class DINO(Method):
                 steps: "freezing the last layer during the first epoch of training helps".
         """
         super().__init__(backbone)
-        for name, value in (("student_temperature", student_temperature), ("teacher_temperature", teacher_temperature),
-                            ("teacher_temperature_start", teacher_temperature_start)):
-            if not value > 0:
-                raise ValueError(f"{name} must be > 0, got {value!r}")
-        for name, value in (("center_momentum", center_momentum), ("momentum", momentum)):
-            if not 0 <= value <= 1:
-                raise ValueError(f"{name} must be in [0, 1], got {value!r}")
-        for name, value in (("teacher_temperature_warmup_steps", teacher_temperature_warmup_steps),
-                            ("freeze_last_layer_steps", freeze_last_layer_steps)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ValueError(f"{name} must be an int >= 0, got {value!r}")
+        positive("student_temperature", student_temperature)
+        positive("teacher_temperature", teacher_temperature)
+        positive("teacher_temperature_start", teacher_temperature_start)
+        unit_interval("center_momentum", center_momentum)
+        unit_interval("momentum", momentum)
+        count("teacher_temperature_warmup_steps", teacher_temperature_warmup_steps)
+        count("freeze_last_layer_steps", freeze_last_layer_steps)
         small = small_crop_augment(augment, small_size or max(1, augment.size // 2), tuple(small_crop_scale))
         self.multicrop = MultiCrop(augment, small, n_large=_N_GLOBAL, n_small=n_small_crops)
         self.student_temperature, self.center_momentum, self.momentum = student_temperature, center_momentum, momentum

@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from selfsup.checks import count, positive
 from selfsup.augment import MultiCrop, ViewAugment
 from selfsup.augment.multicrop import small_crop_augment
 from selfsup.backbones.base import Backbone
@@ -73,16 +74,13 @@ class SwAV(Method):
                 steps at batch 4096).
         """
         super().__init__(backbone)
-        for name, value in (("n_prototypes", n_prototypes), ("sinkhorn_iterations", sinkhorn_iterations)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be an int >= 1, got {value!r}")
-        for name, value in (("temperature", temperature), ("epsilon", epsilon)):
-            if not value > 0:
-                raise ValueError(f"{name} must be > 0, got {value!r}")
-        for name, value in (("queue_length", queue_length), ("queue_start_step", queue_start_step),
-                            ("freeze_prototypes_steps", freeze_prototypes_steps)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ValueError(f"{name} must be an int >= 0, got {value!r}")
+        count("n_prototypes", n_prototypes, at_least=1)
+        count("sinkhorn_iterations", sinkhorn_iterations, at_least=1)
+        positive("temperature", temperature)
+        positive("epsilon", epsilon)
+        count("queue_length", queue_length)
+        count("queue_start_step", queue_start_step)
+        count("freeze_prototypes_steps", freeze_prototypes_steps)
         small = small_crop_augment(augment, small_size or max(1, augment.size // 2), tuple(small_crop_scale))
         self.multicrop = MultiCrop(augment, small, n_large=_N_LARGE, n_small=n_small_crops)
         self.temperature, self.epsilon, self.sinkhorn_iterations = temperature, epsilon, sinkhorn_iterations
