@@ -38,7 +38,7 @@ def photo(name: str) -> np.ndarray:
     spec = importlib.util.find_spec(package)  # finds the folder without importing the package
     if spec is None or spec.origin is None:
         raise ImportError(f"the 'photos' data set needs {package} installed for its bundled images "
-                          f"(pip install {'foolbox' if package == 'foolbox' else 'scikit-image'})")
+                          "(pip install 'selfsup[photos]')")
     folder = Path(spec.origin).parent / "data"
     path = next((p for p in (folder / f"{name}.png", folder / f"{name}.jpg") if p.is_file()), None)
     if path is None:
