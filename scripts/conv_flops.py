@@ -15,8 +15,8 @@ import torch
 
 from selfsup.backbones import build_backbone
 from selfsup.backbones.gemm_conv import Conv2d
-from selfsup.train.speed import matmul_flops, profile_table
 from selfsup.hardware import keep_freed_cpu_memory
+from selfsup.train.speed import matmul_flops, profile_table
 
 STAGES = ((64, 32), (128, 16), (256, 8), (512, 4))  # (channels, side) of ResNet-18's stages at 32 px
 

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from selfsup.registry import InputError
 
+
 def train(args: argparse.Namespace) -> int:
     from selfsup.train import distributed
     from selfsup.train.build import load_checked_config
@@ -125,7 +126,8 @@ def eval_timing(args: argparse.Namespace, rest: list[str]) -> int:
 
 
 def prepare(args: argparse.Namespace) -> int:
-    from selfsup.data import load_dataset, prepare as prepare_cache
+    from selfsup.data import load_dataset
+    from selfsup.data import prepare as prepare_cache
     from selfsup.data.shards import write_shards
 
     if args.shards:

@@ -15,7 +15,6 @@ import inspect
 import statistics
 import time
 
-
 import torch
 from torch import nn
 

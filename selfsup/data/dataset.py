@@ -12,6 +12,7 @@ from typing import Sequence
 import numpy as np
 import torch
 from PIL import Image
+
 from selfsup.registry import InputError
 
 STATS_MAX_IMAGES = 10_000  # mean/std are estimated from this many evenly spaced images

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Sequence
+
 from selfsup.registry import InputError
 
 

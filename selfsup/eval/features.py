@@ -12,8 +12,8 @@ import os
 import re
 import sys
 import tempfile
-from pathlib import Path
 from functools import partial
+from pathlib import Path
 from typing import Callable, Iterable
 
 import numpy as np

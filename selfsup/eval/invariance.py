@@ -36,9 +36,9 @@ import numpy as np
 import torch
 
 from selfsup.augment import ViewAugment, to_input
+from selfsup.backbones.adapters import TileMeanBackbone
 from selfsup.backbones.base import Backbone
 from selfsup.data import ImageDataset
-from selfsup.backbones.adapters import TileMeanBackbone
 from selfsup.precision import Precision, autocast, autocast_dtype
 
 # uint8 (B, C, H, W) images, their evaluation input (B, 3, S, S), a generator -> the transformed input

@@ -23,8 +23,8 @@ from selfsup.augment import ViewAugment, to_input
 from selfsup.backbones.base import Backbone
 from selfsup.data import ImageDataset, iterate
 from selfsup.eval.linear import topk_accuracy
-from selfsup.schedules import warmup_cosine
 from selfsup.precision import Precision, autocast, autocast_dtype
+from selfsup.schedules import warmup_cosine
 
 
 def balanced_subset(labels: np.ndarray, fraction: float, seed: int = 0) -> np.ndarray:

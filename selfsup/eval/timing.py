@@ -20,7 +20,6 @@ from selfsup.eval.knn import knn_accuracy
 from selfsup.eval.linear import evaluate, fit_linear_probe, standardization
 
 
-
 def gaussian_mixture(
     n_train: int, n_test: int, dim: int, classes: int, *, latent: int = 32, separation: float = 0.6,
     noise: float = 0.5, seed: int = 0,

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import torch
 
-from selfsup.nn.distributed import gather_with_grad
 from selfsup.losses.precision import float32_loss
+from selfsup.nn.distributed import gather_with_grad
 
 
 @float32_loss

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+
 from selfsup.losses.precision import float32_loss
 
 

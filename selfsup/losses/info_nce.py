@@ -4,9 +4,12 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from selfsup.nn.distributed import gather_with_grad, rank
-from selfsup.nn.distributed import gather  # no-grad gather for keys
 from selfsup.losses.precision import float32_loss
+from selfsup.nn.distributed import (
+    gather,  # no-grad gather for keys
+    gather_with_grad,
+    rank,
+)
 
 
 @float32_loss

@@ -9,8 +9,6 @@ encoder, no negatives: the loss itself prevents collapse.
 """
 from __future__ import annotations
 
-import torch
-
 from selfsup.augment import ViewAugment
 from selfsup.backbones.base import Backbone
 from selfsup.data.batch import Batch

@@ -17,8 +17,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from selfsup.augment import ViewAugment
-from selfsup.augment.lab import (ab_gamut_bins, decode_ab, lab_to_uint8, lightness_input, rebalancing_weights,
-                                 soft_encode, split_lab)
+from selfsup.augment.lab import (
+    ab_gamut_bins,
+    decode_ab,
+    lab_to_uint8,
+    lightness_input,
+    rebalancing_weights,
+    soft_encode,
+    split_lab,
+)
 from selfsup.backbones.base import Backbone
 from selfsup.data.batch import Batch
 from selfsup.methods.base import Method, StepOutput

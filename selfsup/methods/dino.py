@@ -24,10 +24,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from selfsup.checks import count, positive, unit_interval
 from selfsup.augment import MultiCrop, ViewAugment
 from selfsup.augment.multicrop import small_crop_augment
 from selfsup.backbones.base import Backbone
+from selfsup.checks import count, positive, unit_interval
 from selfsup.data.batch import Batch
 from selfsup.losses import dino_loss, update_center
 from selfsup.methods.base import Method, StepOutput

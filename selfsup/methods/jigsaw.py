@@ -11,7 +11,6 @@ Self-Supervised Visual Representation Learning" (arXiv:1901.09005).
 """
 from __future__ import annotations
 
-import torch
 import torch.nn.functional as F
 from torch import nn
 

@@ -20,7 +20,6 @@ official code's --fix-pred-lr.
 """
 from __future__ import annotations
 
-import torch
 from torch import nn
 
 from selfsup.augment import ViewAugment

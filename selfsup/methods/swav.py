@@ -22,10 +22,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from selfsup.checks import count, positive
 from selfsup.augment import MultiCrop, ViewAugment
 from selfsup.augment.multicrop import small_crop_augment
 from selfsup.backbones.base import Backbone
+from selfsup.checks import count, positive
 from selfsup.data.batch import Batch
 from selfsup.losses import swapped_prediction
 from selfsup.methods.base import Method, StepOutput

@@ -10,8 +10,6 @@ batch normalization layer and ReLU"; lambda = mu = 25, nu = 1, gamma = 1, eps = 
 """
 from __future__ import annotations
 
-import torch
-
 from selfsup.augment import ViewAugment
 from selfsup.backbones.base import Backbone
 from selfsup.data.batch import Batch

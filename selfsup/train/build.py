@@ -20,7 +20,6 @@ from selfsup.data.shards import ShardDataset, ShardLoader, open_shards
 from selfsup.methods import DATASET_SIZE_ARG, METHODS, Method, build_method
 from selfsup.registry import ConfigError, InputError, check_kwargs
 
-
 SHARDS = "shards"  # data.name of a folder of tar shards (selfsup.data.shards), streamed rather than loaded
 
 

@@ -20,10 +20,10 @@ from tqdm import tqdm
 from selfsup.config import RunConfig, save_config
 from selfsup.hardware import keep_freed_cpu_memory, resolve_device
 from selfsup.nn.monitors import embedding_std, rankme
+from selfsup.registry import InputError
 from selfsup.train import checkpoint, distributed
 from selfsup.train.build import check_config, load_train_data, make_loader, method_from_config
 from selfsup.train.step import NonFiniteLossError, TrainStep, epoch_batches
-from selfsup.registry import InputError
 
 
 class RunExistsError(FileExistsError):
