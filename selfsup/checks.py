@@ -37,7 +37,9 @@ def count(name: str, value: int, at_least: int = 0) -> int:
     return value
 
 
-def ordered_pair(name: str, value: Sequence[float], low: float, high: float, low_open: bool = False) -> tuple[float, float]:
+def ordered_pair(
+    name: str, value: Sequence[float], low: float, high: float, low_open: bool = False
+) -> tuple[float, float]:
     """A (lo, hi) range with lo <= hi inside [low, high] ((low, high] when ``low_open``)."""
     ok = isinstance(value, (tuple, list)) and len(value) == 2
     ok = ok and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)

@@ -68,8 +68,11 @@ def speed(args: argparse.Namespace) -> int:
         cfg = load_checked_config(name, overrides)
         if args.data_only:
             r = measure_data_speed(cfg, batches=200 if args.steps is None else args.steps)
-            print(f"{r['loader']} ({r['data']}{', ' + r['root'] if r['root'] else ''}): {r['images_per_s']:.0f} images/s, "
-                  f"{r['batches']} batches of {r['batch_size']} in {r['seconds']:.2f} s, {r['threads']} thread(s), {r['device']}")
+            print(
+                f"{r['loader']} ({r['data']}{', ' + r['root'] if r['root'] else ''}): "
+                f"{r['images_per_s']:.0f} images/s, {r['batches']} batches of {r['batch_size']} in "
+                f"{r['seconds']:.2f} s, {r['threads']} thread(s), {r['device']}"
+            )
         else:
             r = measure_speed(cfg, steps=10 if args.steps is None else args.steps, warmup=args.warmup,
                               precision=args.precision, compile=args.compile, channels_last=args.channels_last,
@@ -157,14 +160,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("eval", help="evaluate a trained run's backbone with the evaluation protocols")
     p.add_argument("run_dir")
-    p.add_argument("--protocol", nargs="+", metavar="P",
-                   help=f"any of: {protocols_help().replace('%', '%%')} (default: knn, linear, clustering; no linear if the config sets "
-                        "eval.linear: false)")
+    p.add_argument(
+        "--protocol",
+        nargs="+",
+        metavar="P",
+        help=f"any of: {protocols_help().replace('%', '%%')} "
+        "(default: knn, linear, clustering; no linear if the config sets eval.linear: false)",
+    )
     p.add_argument("--random-init", action="store_true", help="evaluate the same backbone at random init instead")
     p.add_argument("--dataset", help="transfer: evaluate on this dataset's train/test splits (e.g. mnist, folder)")
     p.add_argument("--data-root", help="the transfer dataset's folder")
     p.add_argument("--train-subset", type=int, help="use only the first N training images (quick looks)")
-    p.add_argument("--pool-to", type=int, default=9216, help="per-layer probes: pool each layer to about this many dims")
+    p.add_argument(
+        "--pool-to", type=int, default=9216, help="per-layer probes: pool each layer to about this many dims"
+    )
     p.add_argument("--device", default="auto", help="auto (CUDA when there is one), cpu, cuda, cuda:N")
     p.set_defaults(run=evaluate)
 
@@ -173,22 +182,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="runs", help="folder for the demo's run")
     p.set_defaults(run=demo)
 
-    p = sub.add_parser("speed", help="images/s, memory and FLOP/s of a config's training step next to its bare backbone")
+    p = sub.add_parser(
+        "speed", help="images/s, memory and FLOP/s of a config's training step next to its bare backbone"
+    )
     p.add_argument("configs", nargs="+", metavar="CONFIG [key=value]",
                    help="one or more YAML files or bundled config names, then key=value overrides applied to each, "
                         "e.g. simclr moco backbone.width=1 train.batch_size=256")
-    p.add_argument("--steps", type=int, help="timed steps after warm-up (default 10; with --data-only, batches: default 200)")
+    p.add_argument(
+        "--steps", type=int, help="timed steps after warm-up (default 10; with --data-only, batches: default 200)"
+    )
     p.add_argument("--warmup", type=int, default=2, help="untimed steps first (more with --compile)")
     p.add_argument("--precision", choices=["auto", "fp32", "bf16"], help="default: the config's train.precision")
-    p.add_argument("--compile", action="store_true", help="torch.compile the backbone (skipped with a message if it fails)")
+    p.add_argument(
+        "--compile", action="store_true", help="torch.compile the backbone (skipped with a message if it fails)"
+    )
     p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
                    help="default: the config's train.channels_last")
     p.add_argument("--markdown", action="store_true", help="also print a Markdown table row (with its header)")
     p.add_argument("--json", metavar="PATH", help="also write the measurements as JSON")
     p.add_argument("--profile", type=int, default=0, metavar="ROWS",
                    help="also print the ROWS operators with the most self time in 3 full steps (torch.profiler)")
-    p.add_argument("--data-only", action="store_true",
-                   help="time only the config's training batches: memmap slices, or decoded shards with data.name=shards")
+    p.add_argument(
+        "--data-only",
+        action="store_true",
+        help="time only the config's training batches: memmap slices, or decoded shards with data.name=shards",
+    )
     p.set_defaults(run=speed)
 
     p = sub.add_parser("grid", aliases=["bench"], help="run a grid of pre-trainings + evaluations (resumable)")
@@ -215,8 +233,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("backbones", help="parameters, FLOPs and CPU speed of every backbone (Markdown table)",
                    add_help=False).set_defaults(run=backbones)
-    sub.add_parser("eval-timing", aliases=["bench-eval"], add_help=False,
-                   help="time the L-BFGS probe, kNN and k-means on a 60k x 512 feature matrix").set_defaults(run=eval_timing)
+    sub.add_parser(
+        "eval-timing",
+        aliases=["bench-eval"],
+        add_help=False,
+        help="time the L-BFGS probe, kNN and k-means on a 60k x 512 feature matrix",
+    ).set_defaults(run=eval_timing)
 
     p = sub.add_parser("prepare", help="decode a dataset once into a uint8 memory-mapped cache (or tar shards)")
     p.add_argument("name")

@@ -123,8 +123,11 @@ def from_dict(data: dict[str, Any], cls: type = RunConfig, where: str = "", kind
             hint = f" (did you mean {where + close[0]!r}?)" if close else ""
             raise ConfigError(f"unknown {kind} key {path!r}{hint}; keys here are: {', '.join(names)}")
         kwargs[key] = _field_value(value, hints[key], path, kind)
-    missing = [f.name for f in dataclasses.fields(cls)
-               if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING and f.name not in kwargs]
+    missing = [
+        f.name
+        for f in dataclasses.fields(cls)
+        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING and f.name not in kwargs
+    ]
     if missing:
         raise ConfigError(f"{kind} section {where.rstrip('.') or '<root>'!r} needs {missing[0]!r}")
     return cls(**kwargs)
@@ -170,7 +173,9 @@ def resolve_config_path(name_or_path: str | Path, folder: Path = CONFIG_DIR, wha
     bundled = folder / f"{name_or_path}.yaml"
     if not bundled.exists():
         names = sorted(p.stem for p in folder.glob("*.yaml"))
-        raise ConfigError(f"no {what} file {str(name_or_path)!r} and no bundled {what} of that name; bundled: {', '.join(names)}")
+        raise ConfigError(
+            f"no {what} file {str(name_or_path)!r} and no bundled {what} of that name; bundled: {', '.join(names)}"
+        )
     return bundled
 
 

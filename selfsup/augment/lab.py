@@ -71,7 +71,9 @@ def soft_encode(ab: torch.Tensor, centers: torch.Tensor, neighbours: int = 5, si
     return target.view(b, h, w, q).permute(0, 3, 1, 2)
 
 
-def rebalancing_weights(counts: torch.Tensor, centers: torch.Tensor, sigma: float = 5.0, lam: float = 0.5) -> torch.Tensor:
+def rebalancing_weights(
+    counts: torch.Tensor, centers: torch.Tensor, sigma: float = 5.0, lam: float = 0.5
+) -> torch.Tensor:
     """Per-bin loss weights (Q,) from bin counts (Q,): w ∝ ((1 - lam) p~ + lam / Q)^-1, E_p~[w] = 1.
 
     Zhang et al. (Eq. 4; lambda = 1/2, sigma = 5): smooth the empirical bin

@@ -102,9 +102,18 @@ class Conv2d(nn.Conv2d):
     def forward(self, x: Tensor) -> Tensor:
         dtype = torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else x.dtype
         max_pixels, min_channels = product_rule().get(dtype, (0, 0))
-        if (x.device.type != "cpu" or x.shape[-2] * x.shape[-1] > max_pixels or self.in_channels < min_channels
-                or self.kernel_size != (3, 3) or self.stride != (1, 1) or self.padding != (1, 1) or self.dilation != (1, 1)
-                or self.groups != 1 or self.bias is not None):
+        if (
+            x.device.type != "cpu"
+            or x.shape[-2] * x.shape[-1] > max_pixels
+            or self.in_channels < min_channels
+            or self.kernel_size != (3, 3)
+            or self.stride != (1, 1)
+            or self.padding != (1, 1)
+            or self.dilation != (1, 1)
+            or self.groups != 1
+            or self.bias is not None
+        ):
             return super().forward(x)
-        with torch.autocast("cpu", enabled=False):  # explicit casts: products in bf16, the fp32 weight's gradient in fp32
+        # explicit casts: products in bf16, the fp32 weight's gradient in fp32
+        with torch.autocast("cpu", enabled=False):
             return _Conv3x3Product.apply(x.to(dtype), self.weight.to(dtype))

@@ -201,7 +201,8 @@ def markdown_table(
     names = backbone_names() if names is None else names
     rows = [
         f"| backbone (width {width:g}) | params (M) | pre-logits | GFLOPs @32 px | GFLOPs @224 px "
-        f"| train img/s @32 px ({resolved(precision, 'cpu')}, batch {batch}, {threads or torch.get_num_threads()} threads) |",
+        f"| train img/s @32 px ({resolved(precision, 'cpu')}, batch {batch}, "
+        f"{threads or torch.get_num_threads()} threads) |",
         "|---|---:|---:|---:|---:|---:|",
     ]
     for name in names:
@@ -223,7 +224,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--precision", choices=["auto", "bf16", "fp32"], default="auto",
                         help="auto: bf16 where the CPU runs it fast")
-    parser.add_argument("--threads", type=int, default=None, help="torch threads for the speed column (default: torch's)")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch threads for the speed column (default: torch's)"
+    )
     parser.add_argument("--revnet-batch", type=int, default=64, help="batch for the RevNet memory row; 0 skips it")
     args = parser.parse_args(argv)
     unknown = [n for n in args.names if n not in backbone_names()]

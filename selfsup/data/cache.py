@@ -81,10 +81,16 @@ def read_cache(path: Path) -> ImageDataset:
         raise FileNotFoundError(f"{path} is not a selfsup dataset cache (no meta.json); run prepare() first")
     meta = json.loads(meta_path.read_text())
     if meta.get("version") != CACHE_VERSION:
-        raise InputError(f"{meta_path}: cache version {meta.get('version')}, expected {CACHE_VERSION}; delete {path} to rebuild it")
+        raise InputError(
+            f"{meta_path}: cache version {meta.get('version')}, expected {CACHE_VERSION}; delete {path} to rebuild it"
+        )
     images = np.load(path / "images.npy", mmap_mode="r")
     if list(images.shape) != meta["shape"]:
-        raise InputError(f"{path / 'images.npy'}: shape {list(images.shape)} differs from meta.json's {meta['shape']}; delete {path}")
+        raise InputError(
+            f"{path / 'images.npy'}: shape {list(images.shape)} differs from meta.json's {meta['shape']}; delete {path}"
+        )
     labels = np.load(path / "labels.npy") if (path / "labels.npy").is_file() else None
     stats = (meta["mean"], meta["std"]) if "mean" in meta and "std" in meta else None
-    return ImageDataset(images, labels, meta["classes"], meta["name"], meta["source"], tuple(meta["skipped"]), _stats=stats)
+    return ImageDataset(
+        images, labels, meta["classes"], meta["name"], meta["source"], tuple(meta["skipped"]), _stats=stats
+    )

@@ -85,7 +85,9 @@ def read_cifar10(root: str | Path | None, split: str, resolution: int | None) ->
     return resized(ImageDataset(images, labels, classes, "cifar10", str(folder)), resolution)
 
 
-def _read_cifar100(name: str, root: str | Path | None, split: str, resolution: int | None, granularity: str) -> ImageDataset:
+def _read_cifar100(
+    name: str, root: str | Path | None, split: str, resolution: int | None, granularity: str
+) -> ImageDataset:
     check_split(name, split, ("train", "test"))
     folder = _folder(name, root, "cifar-100-python", "train, test and meta")
     images, labels = _batch_arrays(first_existing(folder, [split], name), f"{granularity}_labels")

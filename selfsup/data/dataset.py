@@ -61,7 +61,9 @@ class ImageDataset:
 
     def __repr__(self) -> str:
         n_cls = "unlabelled" if self.labels is None else f"{self.num_classes} classes"
-        return f"ImageDataset({self.name!r}, {len(self)} x {self.resolution}x{self.resolution}x{self.channels}, {n_cls})"
+        return (
+            f"ImageDataset({self.name!r}, {len(self)} x {self.resolution}x{self.resolution}x{self.channels}, {n_cls})"
+        )
 
     @property
     def channels(self) -> int:
@@ -161,7 +163,9 @@ def from_arrays(
     elif arr.dtype != np.uint8:
         raise InputError(f"{name}: images must be uint8 or float in [0, 1], got dtype {arr.dtype}")
     labels_arr = None if labels is None else np.asarray(labels)
-    return ImageDataset(np.ascontiguousarray(arr), labels_arr, None if classes is None else list(classes), name, "arrays")
+    return ImageDataset(
+        np.ascontiguousarray(arr), labels_arr, None if classes is None else list(classes), name, "arrays"
+    )
 
 
 def resize_image(img: Image.Image, resolution: int) -> Image.Image:

@@ -80,7 +80,12 @@ def prepare(
     if (path / "meta.json").is_file() and not overwrite:
         return path
     dataset = reader(root, split, resolution)
-    meta = {"dataset": name, "split": split, "resolution": resolution, "root": None if key_root is None else str(key_root)}
+    meta = {
+        "dataset": name,
+        "split": split,
+        "resolution": resolution,
+        "root": None if key_root is None else str(key_root),
+    }
     if overwrite and path.exists():
         shutil.rmtree(path)
     return write_cache(dataset, path, meta)

@@ -68,7 +68,9 @@ def _pick_resolution(sizes: list[tuple[int, int]], paths: list[Path], base: Path
     suggestion = int(np.median([min(s) for s in sizes]))
     if len(distinct) == 1:
         w, h = distinct[0]
-        raise InputError(f"folder: images in {base} are {w}x{h}, not square; pass resolution= (e.g. resolution={suggestion})")
+        raise InputError(
+            f"folder: images in {base} are {w}x{h}, not square; pass resolution= (e.g. resolution={suggestion})"
+        )
     examples = ", ".join(f"{paths[sizes.index(s)].name} is {s[0]}x{s[1]}" for s in distinct[:3])
     raise InputError(
         f"folder: images in {base} have {len(distinct)} different sizes ({examples}); "

@@ -62,7 +62,9 @@ def _read_idx_pair(name: str, folder: Path, split: str, classes: list[str]) -> I
     images_path, labels_path = _idx_file(folder, split, "images", 3), _idx_file(folder, split, "labels", 1)
     images, labels = read_idx(images_path), read_idx(labels_path)
     if images.ndim != 3 or images.dtype != np.uint8:
-        raise InputError(f"{images_path}: expected uint8 images of rank 3 (N, H, W), got {images.dtype} of shape {images.shape}")
+        raise InputError(
+            f"{images_path}: expected uint8 images of rank 3 (N, H, W), got {images.dtype} of shape {images.shape}"
+        )
     if labels.ndim != 1:
         raise InputError(f"{labels_path}: expected labels of rank 1 (N,), got shape {labels.shape}")
     if len(labels) != len(images):

@@ -212,7 +212,8 @@ class BatchLoader:
         for key in ("seed", "batch_size", "world_size"):
             if key in state and state[key] != getattr(self, key):
                 raise InputError(
-                    f"loader state has {key}={state[key]}, this loader has {getattr(self, key)}; the batches would differ"
+                    f"loader state has {key}={state[key]}, this loader has {getattr(self, key)}; "
+                    "the batches would differ"
                 )
         if not 0 <= state["position"] < len(self):
             raise InputError(f"loader state position={state['position']} is outside an epoch of {len(self)} batches")

@@ -77,7 +77,9 @@ def write_shards(dataset: ImageDataset, out_dir: str | Path, images_per_shard: i
                 key = f"{i:0{digits}d}"
                 pixels = np.asarray(dataset.images[i])  # (H, W, C) uint8
                 png = io.BytesIO()
-                Image.fromarray(pixels[:, :, 0] if dataset.channels == 1 else pixels).save(png, "PNG", compress_level=_PNG_LEVEL)
+                Image.fromarray(pixels[:, :, 0] if dataset.channels == 1 else pixels).save(
+                    png, "PNG", compress_level=_PNG_LEVEL
+                )
                 _add_member(tar, f"{key}.png", png.getvalue())
                 if dataset.labels is not None:
                     _add_member(tar, f"{key}.cls", str(int(dataset.labels[i])).encode())
@@ -151,7 +153,9 @@ def open_shards(root: str | Path) -> ShardDataset:
     except (OSError, ValueError, KeyError, TypeError) as err:  # json.JSONDecodeError is a ValueError
         raise InputError(f"{path} is unreadable: {type(err).__name__}: {err}") from None
     if not shards or sum(c for _, c in shards) != info["count"]:
-        raise InputError(f"{path}: the shard counts add up to {sum(c for _, c in shards)} images, 'count' says {info['count']}")
+        raise InputError(
+            f"{path}: the shard counts add up to {sum(c for _, c in shards)} images, 'count' says {info['count']}"
+        )
     for file, _ in shards:
         if not (root / file).is_file():
             raise FileNotFoundError(f"{root / file} not found, but {path} lists it")
@@ -238,8 +242,15 @@ class ShardLoader:
         self.epoch, self.position, self._live = epoch + 1, 0, None  # ran dry early: corrupt samples were skipped
 
     def state_dict(self) -> dict[str, Any]:
-        return {"epoch": self.epoch, "position": self.position, "seed": self.seed, "batch_size": self.batch_size,
-                "world_size": self.world_size, "shuffle_buffer": self.shuffle_buffer, "shards": len(self.dataset.shards)}
+        return {
+            "epoch": self.epoch,
+            "position": self.position,
+            "seed": self.seed,
+            "batch_size": self.batch_size,
+            "world_size": self.world_size,
+            "shuffle_buffer": self.shuffle_buffer,
+            "shards": len(self.dataset.shards),
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         for key, mine in (("seed", self.seed), ("batch_size", self.batch_size), ("world_size", self.world_size),
@@ -280,7 +291,9 @@ class ShardLoader:
             if decoded is not None:
                 yield decoded
 
-    def _decoded(self, raw: Iterator[tuple[str, str, dict[str, bytes]]]) -> Iterator[tuple[int, np.ndarray, int] | None]:
+    def _decoded(
+        self, raw: Iterator[tuple[str, str, dict[str, bytes]]]
+    ) -> Iterator[tuple[int, np.ndarray, int] | None]:
         """``_decode`` of every sample, in order; on ``workers`` threads, in chunks, a few chunks ahead."""
         if self.workers == 0:
             yield from (self._decode(*sample) for sample in raw)
@@ -320,7 +333,9 @@ class ShardLoader:
                 raise InputError(f"key {key} is outside the dataset's {self.size} global indices")
             pixels = decode_image(members[ext], ext, self.dataset.channels)  # (H, W, C) uint8
             if pixels.shape[:2] != (self.dataset.resolution,) * 2:
-                raise InputError(f"image is {pixels.shape[1]}x{pixels.shape[0]}, shards.json says {self.dataset.resolution} px")
+                raise InputError(
+                    f"image is {pixels.shape[1]}x{pixels.shape[0]}, shards.json says {self.dataset.resolution} px"
+                )
             label = -1
             if self.dataset.labelled:
                 member = f"{key}.cls"
@@ -341,7 +356,7 @@ class ShardLoader:
             first = where not in self.corrupt
             self.corrupt.setdefault(where, reason)
         if first:
-            warnings.warn(f"{self.dataset.root / shard}: skipping corrupt member {member} ({reason})")
+            warnings.warn(f"{self.dataset.root / shard}: skipping corrupt member {member} ({reason})", stacklevel=2)
 
 
 def tar_samples(path: Path) -> Iterator[tuple[str, dict[str, bytes]]]:
@@ -397,7 +412,9 @@ def index_shards(shard_dir: str | Path, classes: list[str] | None = None, channe
             if total + count < stats_images or first is None:
                 pixels = decode_image(members[ext], ext, channels).astype(np.float64) / 255.0  # (H, W, C)
                 if pixels.shape[0] != pixels.shape[1]:
-                    raise InputError(f"{root / file}: sample {key} is {pixels.shape[1]}x{pixels.shape[0]}; images must be square")
+                    raise InputError(
+                        f"{root / file}: sample {key} is {pixels.shape[1]}x{pixels.shape[0]}; images must be square"
+                    )
                 first = first or pixels.shape[0]
                 sums += [pixels.mean(axis=(0, 1)), np.square(pixels).mean(axis=(0, 1))]
             labelled = labelled and "cls" in members

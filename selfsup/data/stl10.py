@@ -24,7 +24,9 @@ def read_stl_images(path: Path) -> np.ndarray:
     """A (N, 96, 96, 3) view of a memory-mapped ``*_X.bin``."""
     size = path.stat().st_size
     if size == 0 or size % IMAGE_BYTES:
-        raise InputError(f"{path}: {size} bytes is not a positive multiple of 96*96*3 = {IMAGE_BYTES}; not an STL-10 image file")
+        raise InputError(
+            f"{path}: {size} bytes is not a positive multiple of 96*96*3 = {IMAGE_BYTES}; not an STL-10 image file"
+        )
     raw = np.memmap(path, dtype=np.uint8, mode="r", shape=(size // IMAGE_BYTES, 3, SIDE, SIDE))  # (N, C, W, H)
     return raw.transpose(0, 3, 2, 1)  # (N, H, W, C)
 
@@ -41,7 +43,9 @@ def read_stl_labels(path: Path, n_images: int, images_path: Path) -> np.ndarray:
 def _labelled(folder: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
     images_path = first_existing(folder, [f"{split}_X.bin"], f"stl10 {split} images")
     images = read_stl_images(images_path)
-    labels = read_stl_labels(first_existing(folder, [f"{split}_y.bin"], f"stl10 {split} labels"), len(images), images_path)
+    labels = read_stl_labels(
+        first_existing(folder, [f"{split}_y.bin"], f"stl10 {split} labels"), len(images), images_path
+    )
     return images, labels
 
 

@@ -101,7 +101,7 @@ def kmeans(
     x_sq = (x * x).sum(1)  # (N,)
     assign, dist = _nearest(x, x_sq, centroids, chunk_size)
     it = 0
-    for it in range(1, n_iter + 1):
+    for it in range(1, n_iter + 1):  # noqa: B007 -- read after the loop: the iterations run
         counts = torch.bincount(assign, minlength=k)  # (k,)
         sums = torch.zeros_like(centroids).index_add_(0, assign, x)  # (k, D)
         filled = counts > 0

@@ -124,7 +124,8 @@ def extract_features(
     backbone.eval()
     try:
         for start in tqdm(range(0, n, batch_size), total=n_batches, disable=not show, desc="features"):
-            batch = torch.as_tensor(np.array(images[start : start + batch_size]))  # a writable copy (memmaps are read-only)
+            # a writable copy (memmaps are read-only)
+            batch = torch.as_tensor(np.array(images[start : start + batch_size]))
             batch = batch.to(device, non_blocking=True).permute(0, 3, 1, 2)  # (B, C, H, W) uint8
             x = transform(batch)
             if channels_last:

@@ -54,7 +54,13 @@ def bench_synthetic(args: argparse.Namespace) -> list[tuple[str, float, str]]:
     probe, t = _timed(lambda: fit_linear_probe(xtr, ytr))
     acc = evaluate(probe, xte, yte)
     search = ", ".join(f"{l2:g}:{a:.1f}" for l2, a in sorted(probe.val_accuracy.items()))
-    rows.append((f"L-BFGS probe ({len(probe.val_accuracy)}-value l2 search + refit)", t, f"top1 {acc['top1']:.2f}%, l2={probe.l2:g} [{search}]"))
+    rows.append(
+        (
+            f"L-BFGS probe ({len(probe.val_accuracy)}-value l2 search + refit)",
+            t,
+            f"top1 {acc['top1']:.2f}%, l2={probe.l2:g} [{search}]",
+        )
+    )
     for precision in ("fp32", "bf16"):
         acc1, t = _timed(lambda: knn_accuracy(xtr, ytr, xte, yte, k=args.k, precision=precision))
         rows.append((f"kNN k={args.k} {precision} ({args.n_test} x {args.n_train})", t, f"top1 {acc1:.2f}%"))

@@ -8,4 +8,23 @@ from selfsup.losses.swav import swapped_prediction
 from selfsup.losses.triplet import batch_hard_triplet
 from selfsup.losses.vicreg import covariance_term, invariance_term, variance_term, vicreg_loss
 
-__all__ = ["barlow_twins_loss", "batch_hard_triplet", "covariance_term", "cross_correlation", "dino_loss", "estimate_log_z", "info_nce_in_batch", "info_nce_with_queue", "invariance_term", "memory_info_nce", "nce_loss", "negative_cosine", "normalized_mse", "nt_xent", "swapped_prediction", "update_center", "variance_term", "vicreg_loss"]
+__all__ = [
+    "barlow_twins_loss",
+    "batch_hard_triplet",
+    "covariance_term",
+    "cross_correlation",
+    "dino_loss",
+    "estimate_log_z",
+    "info_nce_in_batch",
+    "info_nce_with_queue",
+    "invariance_term",
+    "memory_info_nce",
+    "nce_loss",
+    "negative_cosine",
+    "normalized_mse",
+    "nt_xent",
+    "swapped_prediction",
+    "update_center",
+    "variance_term",
+    "vicreg_loss",
+]

@@ -41,7 +41,9 @@ def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.5) -> tor
 
 
 @float32_loss
-def info_nce_with_queue(q: torch.Tensor, k: torch.Tensor, queue: torch.Tensor, temperature: float = 0.2) -> torch.Tensor:
+def info_nce_with_queue(
+    q: torch.Tensor, k: torch.Tensor, queue: torch.Tensor, temperature: float = 0.2
+) -> torch.Tensor:
     """MoCo's InfoNCE against a queue of negatives (arXiv:1911.05722, Eq. 1).
 
     "a query q and a set of encoded samples {k0, k1, k2, ...} that are the keys of
@@ -58,7 +60,9 @@ def info_nce_with_queue(q: torch.Tensor, k: torch.Tensor, queue: torch.Tensor, t
         temperature: tau; MoCo v2 uses 0.2.
     """
     if q.shape != k.shape or queue.ndim != 2 or queue.shape[1] != q.shape[1]:
-        raise ValueError(f"need q, k (B, D) and queue (K, D); got {tuple(q.shape)}, {tuple(k.shape)}, {tuple(queue.shape)}")
+        raise ValueError(
+            f"need q, k (B, D) and queue (K, D); got {tuple(q.shape)}, {tuple(k.shape)}, {tuple(queue.shape)}"
+        )
     q = F.normalize(q.float(), dim=1)
     k = F.normalize(k.detach().float(), dim=1)
     l_pos = torch.einsum("nc,nc->n", q, k).unsqueeze(1)  # (B, 1)

@@ -7,7 +7,9 @@ import torch
 import torch.nn.functional as F
 
 
-def swapped_prediction(scores: Sequence[torch.Tensor], codes: Sequence[torch.Tensor], temperature: float = 0.1) -> torch.Tensor:
+def swapped_prediction(
+    scores: Sequence[torch.Tensor], codes: Sequence[torch.Tensor], temperature: float = 0.1
+) -> torch.Tensor:
     """Predict the code of one view from every other view of the same image.
 
     "we propose to predict the code of a view from the representation of

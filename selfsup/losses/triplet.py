@@ -20,7 +20,9 @@ def batch_hard_triplet(embeddings: torch.Tensor, labels: torch.Tensor, *, margin
     label needs at least two rows and there must be two labels.
     """
     if embeddings.ndim != 2 or labels.shape != embeddings.shape[:1]:
-        raise ValueError(f"embeddings must be (N, D) and labels (N,), got {tuple(embeddings.shape)} and {tuple(labels.shape)}")
+        raise ValueError(
+            f"embeddings must be (N, D) and labels (N,), got {tuple(embeddings.shape)} and {tuple(labels.shape)}"
+        )
     if margin < 0:
         raise ValueError(f"margin must be >= 0, got {margin!r}")
     z = embeddings.float()

@@ -54,7 +54,8 @@ class MoCo(Method):
         if not 0.0 <= momentum < 1.0:
             raise ValueError(f"momentum={momentum} must be in [0, 1)")
         if num_samples is not None and queue_size > num_samples:
-            warnings.warn(f"MoCo queue_size={queue_size} exceeds the dataset's {num_samples} images; clamped to {num_samples}")
+            warnings.warn(f"MoCo queue_size={queue_size} exceeds the dataset's {num_samples} images; "
+                          f"clamped to {num_samples}", stacklevel=2)
             queue_size = num_samples
         self.augment = augment
         self.temperature = temperature

@@ -59,7 +59,9 @@ class NPID(Method):
         if self.loss == "nce":
             if torch.isnan(self.log_z):
                 self.log_z.copy_(estimate_log_z(pos, neg, self.memory.num_samples, self.temperature))
-            loss = nce_loss(pos, neg, num_samples=self.memory.num_samples, log_z=self.log_z, temperature=self.temperature)
+            loss = nce_loss(
+                pos, neg, num_samples=self.memory.num_samples, log_z=self.log_z, temperature=self.temperature
+            )
         else:
             loss = memory_info_nce(pos, neg, temperature=self.temperature)
         self.memory.update(batch.index, v)

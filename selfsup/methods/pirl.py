@@ -63,7 +63,8 @@ class JigsawHead(nn.Module):
 
     def forward(self, feats: torch.Tensor) -> torch.Tensor:  # (B, T, D) -> (B, dim)
         b, t, _ = feats.shape
-        return self.mix(self.tile(feats.flatten(0, 1)).view(b, t, -1).flatten(1))  # (B*T, D) -> (B, T, dim) -> (B, T*dim)
+        # (B*T, D) -> (B, T, dim) -> (B, T*dim)
+        return self.mix(self.tile(feats.flatten(0, 1)).view(b, t, -1).flatten(1))
 
 
 class PIRL(Method):

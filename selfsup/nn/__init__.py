@@ -10,4 +10,19 @@ from selfsup.nn.queue import FeatureQueue
 from selfsup.nn.shuffle_bn import grouped_forward, shuffled_forward
 from selfsup.nn.sinkhorn import sinkhorn_knopp
 
-__all__ = ["FeatureQueue", "MemoryBank", "embedding_std", "gather", "gather_with_grad", "grouped_forward", "linear_or_mlp", "mlp", "momentum_copy", "rankme", "running_stats_frozen", "shuffled_forward", "sinkhorn_knopp", "world_size"]
+__all__ = [
+    "FeatureQueue",
+    "MemoryBank",
+    "embedding_std",
+    "gather",
+    "gather_with_grad",
+    "grouped_forward",
+    "linear_or_mlp",
+    "mlp",
+    "momentum_copy",
+    "rankme",
+    "running_stats_frozen",
+    "shuffled_forward",
+    "sinkhorn_knopp",
+    "world_size",
+]

@@ -39,19 +39,24 @@ def load_train_data(cfg: RunConfig, split: str | None = None) -> ImageDataset | 
 def _train_shards(cfg: RunConfig, split: str | None) -> ShardDataset:
     d = cfg.data
     if d.root is None:
-        raise ConfigError(f"data.name={SHARDS!r} needs data.root=DIR, a folder written by `selfsup prepare DATASET --shards DIR`")
+        raise ConfigError(
+            f"data.name={SHARDS!r} needs data.root=DIR, a folder written by `selfsup prepare DATASET --shards DIR`"
+        )
     if split is not None:
         raise InputError(
-            f"data.name={SHARDS!r}: {d.root} is streamed for training, with no {split!r} split in memory, and evaluation "
-            "needs an in-memory dataset: evaluate on the dataset the shards came from, e.g. `selfsup eval RUN --dataset NAME`"
+            f"data.name={SHARDS!r}: {d.root} is streamed for training, with no {split!r} split in memory, and "
+            "evaluation needs an in-memory dataset: evaluate on the dataset the shards came from, "
+            "e.g. `selfsup eval RUN --dataset NAME`"
         )
     for key, value in (("subset", d.subset), ("cache_dir", d.cache_dir)):
         if value is not None:
             raise ConfigError(f"config key 'data.{key}'={value!r} does not apply to data.name={SHARDS!r}; remove it")
     ds = open_shards(d.root)
     if d.resolution is not None and d.resolution != ds.resolution:
-        raise ConfigError(f"config key 'data.resolution'={d.resolution}, but the shards in {d.root} are {ds.resolution} px; "
-                          "shards are not resized on the fly: write them at that resolution (selfsup prepare --resolution)")
+        raise ConfigError(
+            f"config key 'data.resolution'={d.resolution}, but the shards in {d.root} are {ds.resolution} px; "
+            "shards are not resized on the fly: write them at that resolution (selfsup prepare --resolution)"
+        )
     return ds
 
 
@@ -77,7 +82,10 @@ def method_from_config(cfg: RunConfig, dataset: ImageDataset | ShardDataset,
     image) cannot train on streamed shards.
     """
     cls = METHODS.get(cfg.method["name"])
-    if isinstance(dataset, ShardDataset) and getattr(cls, "on_epoch_start", Method.on_epoch_start) is not Method.on_epoch_start:
+    if (
+        isinstance(dataset, ShardDataset)
+        and getattr(cls, "on_epoch_start", Method.on_epoch_start) is not Method.on_epoch_start
+    ):
         raise ConfigError(
             f"method {cfg.method['name']!r} needs the whole training set at the start of each epoch (on_epoch_start), "
             f"which streamed shards (data.name={SHARDS!r}) cannot give; train it from an in-memory or memory-mapped "
@@ -137,7 +145,9 @@ def check_config(cfg: RunConfig) -> RunConfig:
     if t.lr <= 0:
         raise ConfigError(f"config key 'train.lr'={t.lr} must be positive")
     if t.warmup_steps >= t.steps:
-        raise ConfigError(f"config key 'train.warmup_steps'={t.warmup_steps} must be smaller than train.steps={t.steps}")
+        raise ConfigError(
+            f"config key 'train.warmup_steps'={t.warmup_steps} must be smaller than train.steps={t.steps}"
+        )
     return cfg
 
 

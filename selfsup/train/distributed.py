@@ -83,7 +83,9 @@ def wrap(method: nn.Module, device: torch.device, sync_bn: bool = False,
         return method
     if sync_bn:
         if device.type != "cuda":
-            raise ValueError(f"config key 'train.sync_bn'=True needs CUDA: torch's SyncBatchNorm does not run on {device.type}")
+            raise ValueError(
+                f"config key 'train.sync_bn'=True needs CUDA: torch's SyncBatchNorm does not run on {device.type}"
+            )
         method = nn.SyncBatchNorm.convert_sync_batchnorm(method)  # in place below the root: the same Parameters
     return nn.parallel.DistributedDataParallel(
         method, device_ids=[device.index] if device.type == "cuda" else None,

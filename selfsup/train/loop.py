@@ -89,8 +89,15 @@ def train(cfg: RunConfig, resume: bool = False) -> Path:
         if not main:
             return
         checkpoint.save_atomic(
-            {"method": method.state_dict(), "optimizer": optimizer.state_dict(), "loader": loader.state_dict(),
-             "step": step, "rng": rng, "config": cfg.to_dict(), **({"rng_ranks": rng_ranks} if len(rng_ranks) > 1 else {})},
+            {
+                "method": method.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "loader": loader.state_dict(),
+                "step": step,
+                "rng": rng,
+                "config": cfg.to_dict(),
+                **({"rng_ranks": rng_ranks} if len(rng_ranks) > 1 else {}),
+            },
             run_dir / name,
         )
 
@@ -125,7 +132,10 @@ def train(cfg: RunConfig, resume: bool = False) -> Path:
                 record["rankme"] = rankme(z)
                 record["collapsed"] = bool(record["emb_std"] * math.sqrt(z.shape[1]) < 0.05)
                 if record["collapsed"]:
-                    warnings.warn(f"step {done}: embedding std {record['emb_std']:.2e} — the representation has collapsed")
+                    warnings.warn(
+                        f"step {done}: embedding std {record['emb_std']:.2e} — the representation has collapsed",
+                        stacklevel=2,
+                    )
             log.write(json.dumps(record) + "\n")
             log.flush()
             if tb is not None:

@@ -15,7 +15,9 @@ class LARS(torch.optim.Optimizer):
     SimCLR's large-batch recipe.
     """
 
-    def __init__(self, params: Iterable, lr: float, momentum: float = 0.9, weight_decay: float = 0.0, trust: float = 0.001):
+    def __init__(
+        self, params: Iterable, lr: float, momentum: float = 0.9, weight_decay: float = 0.0, trust: float = 0.001
+    ):
         super().__init__(params, dict(lr=lr, momentum=momentum, weight_decay=weight_decay, trust=trust, lars=True))
 
     @torch.no_grad()
@@ -31,7 +33,9 @@ class LARS(torch.optim.Optimizer):
                 d = torch._foreach_add(d, params, alpha=group["weight_decay"])
             if group["lars"]:
                 w_norm, d_norm = torch.stack(torch._foreach_norm(params)), torch.stack(torch._foreach_norm(d))
-                scale = torch.where((w_norm > 0) & (d_norm > 0), group["trust"] * w_norm / d_norm, torch.ones_like(w_norm))
+                scale = torch.where(
+                    (w_norm > 0) & (d_norm > 0), group["trust"] * w_norm / d_norm, torch.ones_like(w_norm)
+                )
                 d = torch._foreach_mul(d, list(scale.unbind()))
             for p in params:
                 if "momentum_buffer" not in self.state[p]:  # zeros: the first step's buffer is d itself
@@ -50,8 +54,16 @@ def param_groups(model: nn.Module, weight_decay: float, fixed_lr: Iterable[nn.Mo
     for p in model.parameters():
         if p.requires_grad:
             groups[(p.ndim > 1, id(p) in fixed)].append(p)
-    return [{"params": ps, "weight_decay": weight_decay if decay else 0.0, "lars": decay, **({"fixed_lr": True} if f else {})}
-            for (decay, f), ps in groups.items() if ps or not f]
+    return [
+        {
+            "params": ps,
+            "weight_decay": weight_decay if decay else 0.0,
+            "lars": decay,
+            **({"fixed_lr": True} if f else {}),
+        }
+        for (decay, f), ps in groups.items()
+        if ps or not f
+    ]
 
 
 def build_optimizer(name: str, model: nn.Module, lr: float, weight_decay: float, momentum: float = 0.9,

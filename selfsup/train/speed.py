@@ -162,7 +162,11 @@ def measure_speed(cfg: RunConfig, steps: int = 10, warmup: int = 2, precision: s
     if compile:
         try:  # lazy: the compilation itself happens in the first steps
             torch._dynamo.reset()  # each config from scratch, not recompiled against the last one's graphs
-            method.backbone, bare_net, compile_note = torch.compile(original, dynamic=False), torch.compile(bare, dynamic=False), "on"
+            method.backbone, bare_net, compile_note = (
+                torch.compile(original, dynamic=False),
+                torch.compile(bare, dynamic=False),
+                "on",
+            )
         except Exception as err:  # noqa: BLE001
             compile_note = _failed(err)
     counter = iter(range(10**9))
@@ -171,7 +175,9 @@ def measure_speed(cfg: RunConfig, steps: int = 10, warmup: int = 2, precision: s
         full_step(batch, next(counter))
 
     bare_opt = build_optimizer("sgd", bare, lr=0.01, weight_decay=1e-4)
-    inputs = [torch.randn(c.n, c.channels, c.height, c.width, device=device).contiguous(memory_format=fmt) for c in calls]
+    inputs = [
+        torch.randn(c.n, c.channels, c.height, c.width, device=device).contiguous(memory_format=fmt) for c in calls
+    ]
 
     def bare_step() -> None:
         losses = []
@@ -225,7 +231,8 @@ def measure_speed(cfg: RunConfig, steps: int = 10, warmup: int = 2, precision: s
         "matmul_flops_fp32": peaks["fp32"], "matmul_flops_bf16": peaks["bf16"],
         "of_matmul_peak": achieved / peaks[used],  # against the matmul peak of the precision in use
         "peak_mem_mib": peak / 2**20, "bare_peak_mem_mib": bare_peak / 2**20,
-        "memory_measure": "torch.cuda.max_memory_allocated" if device.type == "cuda" else "torch.profiler CPU allocations",
+        "memory_measure": ("torch.cuda.max_memory_allocated" if device.type == "cuda"
+                           else "torch.profiler CPU allocations"),
         "profile_table": table,
     }  # fmt: skip
 
@@ -258,20 +265,27 @@ def measure_data_speed(cfg: RunConfig, batches: int = 200, warmup: int = 2) -> d
 
 def format_report(r: dict) -> str:
     """The measurements as a few human-readable lines."""
-    return "\n".join([
-        f"{r['method']} / {r['backbone']} (width {r['width']:g}), batch {r['batch_size']}, views {', '.join(r['view_sizes'])} px, "
+    views = ", ".join(r["view_sizes"])
+    lines = [
+        f"{r['method']} / {r['backbone']} (width {r['width']:g}), batch {r['batch_size']}, views {views} px, "
         f"{r['precision']}, channels_last={r['channels_last']}, compile: {r['compile']}",
         f"device: {r['device']}, {r['threads']} threads; median of {r['steps']} steps after {r['warmup']} warm-up"
         + (f"; compiling took {r['compile_s']:.1f} s" if r["compile_s"] else ""),
         f"full training step:   {r['images_per_s']:9.1f} images/s = {r['backbone_inputs_per_s']:9.1f} backbone inputs/s "
-        f"({r['backbone_inputs_per_image']:g} per image, {r['backbone_inputs_with_grad']} of {r['backbone_inputs_per_step']} back-propagated)",
+        f"({r['backbone_inputs_per_image']:g} per image, {r['backbone_inputs_with_grad']} of "
+        f"{r['backbone_inputs_per_step']} back-propagated)",
         f"bare backbone fwd+bwd: {r['bare_inputs_per_s']:9.1f} inputs/s on the same inputs",
         f"bare / full time:     {r['ratio']:9.1%}  (the backbone's share of the step)",
         f"backbone FLOP/s:      {_flops(r['achieved_flops'])} in the full step, {_flops(r['bare_achieved_flops'])} bare "
-        f"({r['backbone_gflop_per_step']:.3g} GFLOP per step); {r['of_matmul_peak']:.1%} of the {r['precision']} matmul peak",
+        f"({r['backbone_gflop_per_step']:.3g} GFLOP per step); "
+        f"{r['of_matmul_peak']:.1%} of the {r['precision']} matmul peak",
         f"matmul peak:          {_flops(r['matmul_flops_fp32'])} fp32, {_flops(r['matmul_flops_bf16'])} bf16",
-        f"peak memory:          {r['peak_mem_mib']:.1f} MiB full step, {r['bare_peak_mem_mib']:.1f} MiB bare ({r['memory_measure']})",
-    ] + ([f"most self time over 3 full steps:\n{r['profile_table']}"] if r.get("profile_table") else []))  # fmt: skip
+        f"peak memory:          {r['peak_mem_mib']:.1f} MiB full step, {r['bare_peak_mem_mib']:.1f} MiB bare "
+        f"({r['memory_measure']})",
+    ]  # fmt: skip
+    if r.get("profile_table"):
+        lines.append(f"most self time over 3 full steps:\n{r['profile_table']}")
+    return "\n".join(lines)
 
 
 def format_markdown(results: list[dict]) -> str:
@@ -286,7 +300,8 @@ def format_markdown(results: list[dict]) -> str:
             f"| {r['method']} | {r['backbone']} x{r['width']:g} | {r['device']} | {r['precision']}"
             f"{' compiled' if r['compile'] == 'on' else ''} | {r['batch_size']} | {r['images_per_s']:.0f} "
             f"| {r['backbone_inputs_per_s']:.0f} | {r['bare_inputs_per_s']:.0f} | {r['ratio']:.0%} "
-            f"| {r['achieved_flops'] / 1e12:.3g} | {r['of_matmul_peak']:.0%} | {r['peak_mem_mib']:.0f} / {r['bare_peak_mem_mib']:.0f} |"
+            f"| {r['achieved_flops'] / 1e12:.3g} | {r['of_matmul_peak']:.0%} "
+            f"| {r['peak_mem_mib']:.0f} / {r['bare_peak_mem_mib']:.0f} |"
         )
     return "\n".join(rows)
 
@@ -337,4 +352,5 @@ def profile_table(fn: Callable[[], None], device: torch.device, rows: int) -> st
         synchronize(device)
     averages = prof.key_averages()
     keys = (["self_cuda_time_total"] if device.type == "cuda" else []) + ["self_cpu_time_total"]
-    return "\n".join(averages.table(sort_by=key, row_limit=rows) for key in keys)  # on CUDA: also host time (launches, syncs)
+    # on CUDA also by host time: launches and syncs show there
+    return "\n".join(averages.table(sort_by=key, row_limit=rows) for key in keys)
