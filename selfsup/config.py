@@ -66,7 +66,7 @@ class TrainConfig:
     grad_clip: float | None = None  # max global gradient norm
     precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 where the hardware has it
     channels_last: bool = True
-    compile: bool = False  # torch.compile the backbone's forward (SimCLR bf16 CPU: +18%; ~20 s compiling)
+    compile: bool = False  # torch.compile the backbone's forward (docs/speed.md#channels-last-and-torchcompile)
     device: str = "auto"  # auto, cpu, cuda, cuda:1, ...
     seed: int = 0
     ckpt_every: int = 500

@@ -56,8 +56,8 @@ def keep_freed_cpu_memory() -> bool:
     """Tell glibc's malloc to keep freed memory for reuse instead of returning it to the system.
 
     By default every CPU buffer over 32 MB (a batch's activations) is a fresh mmap whose first writes
-    fault in zeroed pages (docs/speed.md measures the cost). Off mmap, freed buffers come back from the
-    heap, already mapped. Returns whether it applied (glibc only; elsewhere a no-op).
+    fault in zeroed pages (the cost: docs/speed.md#freed-memory-kept-for-reuse). Off mmap, freed
+    buffers come back from the heap, already mapped. Returns whether it applied (glibc only; elsewhere a no-op).
     """
     if sys.platform != "linux":
         return False

@@ -13,8 +13,8 @@ Precision = Literal["auto", "fp32", "bf16"]
 
 
 def autocast_dtype(precision: Precision, device: torch.device | str) -> torch.dtype | None:
-    """bf16 where asked, or for ``auto`` where the hardware runs it fast (CUDA with bf16, CPUs with
-    AMX or AVX-512 BF16); None (plain fp32) otherwise."""
+    """bf16 where asked, or for ``auto`` where the hardware runs it fast (CUDA with bf16, CPUs whose
+    flags include ``amx_bf16`` or ``avx512_bf16``); None (plain fp32) otherwise."""
     if precision not in ("auto", "fp32", "bf16"):
         raise InputError(f"precision must be 'auto', 'fp32' or 'bf16', got {precision!r}")
     device = torch.device(device)

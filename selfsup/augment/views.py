@@ -55,10 +55,11 @@ def _one_cpu_thread() -> Iterator[None]:
     """Run the block (or decorated method) with one intra-op thread, then restore the caller's count.
 
     The pipeline is ~100 short ops (``exp`` goes parallel even on 2,560
-    elements). With 2 threads on a 2-core machine busy with anything else,
-    every op waits at its OpenMP barrier for a descheduled thread: 256 views
-    took ~3 s instead of ~8 ms. One thread loses little on an idle machine
-    (the ops are memory-bound).
+    elements). With as many threads as cores and the cores busy with anything
+    else, every op waits at its OpenMP barrier for a descheduled thread, and
+    the whole pipeline slows by orders of magnitude
+    (docs/speed.md#augmentation-and-data-loading). One thread loses little on
+    an idle machine (the ops are memory-bound).
     """
     before = torch.get_num_threads()
     if before == 1:
@@ -199,8 +200,8 @@ class ViewAugment:
         """Apply drawn ``params`` to uint8 images (N, C, H, W): float32 (N, 3, size, size) on their device.
 
         On the CPU the batch goes through in chunks whose views fit in L2 cache:
-        the pixel ops are memory-bound there, and chunks of ~64 32px views run
-        ~30% faster than the whole batch at once.
+        the pixel ops are memory-bound there, and chunks beat the whole batch at
+        once (docs/speed.md#augmentation-and-data-loading).
         """
         check_images(images)
         n = images.shape[0]
@@ -292,7 +293,7 @@ class ViewAugment:
 # The pixel ops below take x (n, C, H, W) in [0, 1] and per-sample factors (n, 1, 1, 1). Each gives the
 # result of kornia's torchvision-style op (adjust_contrast_with_mean_subtraction,
 # adjust_saturation_with_gray_subtraction, adjust_hue, gaussian_blur2d; the tests check it) in fewer
-# memory passes: kornia's take ~3 ms (hue ~18 ms) per 256x3x32x32 on one core of these CPUs.
+# memory passes, which is where kornia's ops spend their time (docs/speed.md#augmentation-and-data-loading).
 
 _GRAY_WEIGHTS = torch.tensor([0.299, 0.587, 0.114])  # ITU-R 601 luma, as kornia's and torchvision's greyscale
 
@@ -323,8 +324,8 @@ def shift_hue(x: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
     """Rotate the HSV hue of RGB x (n, 3, H, W) in [0, 1] by ``shift`` turns (n, 1, 1, 1), |shift| <= 0.5.
 
     RGB -> HSV -> RGB in closed form: V = max and V*S = chroma do not change,
-    so only the hue is computed. Float arithmetic only: on these CPUs
-    torch.where and bool masks cost ~10x a float op.
+    so only the hue is computed. Float arithmetic only: on the CPU torch.where
+    and bool masks cost several float ops (docs/speed.md#augmentation-and-data-loading).
     """
     rgb = x.transpose(0, 1)  # (3, n, H, W)
     r, g, b = rgb[0], rgb[1], rgb[2]  # (n, H, W)

@@ -1,28 +1,18 @@
 """3x3 convolutions on small maps as single matrix products (CPU).
 
-oneDNN's direct convolution kernels need several output rows to fill their AMX tiles. On a
-ResNet's last stage at 32 px input (4 x 4 maps of 512 channels, batch 256) they ran at
-0.7 TFLOP/s forward and 0.24 TFLOP/s for the weight gradient, where a matrix product of the same
-FLOPs reaches 2-2.4 TFLOP/s: those three convolutions took half of a bf16 ResNet-18 step's
-convolution time. Written as im2col + one product, a 4 x 4 map is a (B*16, 9*C) matrix, cheap to
-build, and the forward, the input gradient (itself a 3x3 convolution, of the flipped, transposed
-weight) and the weight gradient are each one product of the same FLOPs as the convolution.
-Larger maps stay with oneDNN (at 8 x 8 its forward was already twice as fast as the product), and
-so do few channels, where the product's extra memory traffic costs more than it saves. Compile with
+On maps of a few pixels (a ResNet's last stage at 32 px input, multi-crop's small views, jigsaw's
+tiles) oneDNN's direct kernels can run far below the machine's matrix-product speed. Written as
+im2col + one product, a 4 x 4 map is a (B*16, 9*C) matrix, cheap to build, and the forward, the
+input gradient (itself a 3x3 convolution, of the flipped, transposed weight) and the weight gradient
+are each one product of the same FLOPs as the convolution. Larger maps stay with oneDNN, and so do
+few channels, where the product's extra memory traffic costs more than it saves. Compile with
 ``dynamic=False`` (as ``train.compile`` and ``selfsup speed --compile`` do): with symbolic sizes
 (multi-crop's views of two sizes), inductor failed to order this output's strides.
 
-That is a property of AMX: on AVX-512 CPUs without it (AMD EPYC, Zen 4) oneDNN's kernels are
-faster at 4 x 4, and the product wins only for bf16 maps of 2 x 2 and 1 x 1 with many channels.
-So which convolutions take the product path depends on the CPU: ``product_rule()`` decides once, on
-first use, and ``PRODUCT_WHEN`` set by hand (a rule, or ``{}`` for never) overrides it.
-
-Forward + backward, batch 256 (2304 for 2 x 2 and 1 x 1: jigsaw tiles), oneDNN -> product, ms.
-Intel Xeon with AMX: bf16 512 ch at 4 x 4 118 -> 46, 256 at 2 x 2 109 -> 30, 128 at 4 x 4 6.3 -> 4.9,
-64 at 2 x 2 10.8 -> 4.7, 32 at 4 x 4 0.7 -> 1.2; fp32 512 at 4 x 4 245 -> 186, 256 at 2 x 2 193 -> 119,
-256 at 4 x 4 50 -> 51, 128 at 4 x 4 10.5 -> 16.9. AMD EPYC without AMX: bf16 512 at 4 x 4 166 -> 168,
-128 at 4 x 4 11.2 -> 16.2, 256 at 2 x 2 112 -> 92, 64 at 2 x 2 13.0 -> 12.2, 512 at 1 x 1 125 -> 88,
-256 at 1 x 1 43 -> 25; fp32 slower everywhere (512 at 4 x 4 281 -> 459, 256 at 2 x 2 206 -> 281).
+Where the product wins depends on the CPU (with AMX tiles, oneDNN needs several output rows to fill
+them; without AMX its kernels win at 4 x 4), so ``product_rule()`` picks ``AMX_RULE`` or
+``NO_AMX_RULE`` once, on first use, and ``PRODUCT_WHEN`` set by hand (a rule, or ``{}`` for never)
+overrides it. The timings behind both rules: docs/speed.md#small-map-convolutions.
 """
 from __future__ import annotations
 
@@ -32,7 +22,7 @@ from torch import Tensor, nn
 
 
 def has_amx() -> bool:
-    """Whether this CPU has AMX tiles (Intel Xeon 4th generation and later)."""
+    """Whether this CPU has AMX tiles (the ``amx_tile`` flag)."""
     probe = getattr(torch.cpu, "_is_amx_tile_supported", None)  # private, hence the fallback
     if probe is not None:
         return bool(probe())
@@ -42,8 +32,8 @@ def has_amx() -> bool:
         return False
 
 
-# dtype -> (most pixels of a map, fewest input channels) that take the product path, where it measured
-# faster than oneDNN forward + backward (module docstring); a dtype not listed never takes it
+# dtype -> (most pixels of a map, fewest input channels) that take the product path, where it ran faster
+# than oneDNN forward + backward (docs/speed.md#small-map-convolutions); a dtype not listed never takes it
 AMX_RULE = {torch.bfloat16: (16, 64), torch.float32: (16, 256)}
 NO_AMX_RULE = {torch.bfloat16: (4, 256)}
 PRODUCT_WHEN: dict[torch.dtype, tuple[int, int]] | None = None  # None: product_rule() picks by CPU on first use

@@ -1,6 +1,6 @@
 """What each backbone costs: parameters, multiply-adds, CPU training speed, RevNet memory.
 
-``python -m selfsup.backbones.profile`` prints the README table; ``main(argv)`` is
+``python -m selfsup.backbones.profile`` prints the table of docs/backbones.md; ``main(argv)`` is
 the entry point for the ``selfsup backbones`` command.
 
 Conventions: MACs are multiply-accumulates of conv and linear layers only (BN,
@@ -197,7 +197,7 @@ def markdown_table(
     precision: Precision = "auto",
     threads: int | None = None,
 ) -> str:
-    """README table: params, GFLOPs at 32 px (small stem) and 224 px (ImageNet stem), CPU img/s at 32 px."""
+    """Markdown table: params, GFLOPs at 32 px (small stem) and 224 px (ImageNet stem), CPU img/s at 32 px."""
     names = backbone_names() if names is None else names
     rows = [
         f"| backbone (width {width:g}) | params (M) | pre-logits | GFLOPs @32 px | GFLOPs @224 px "

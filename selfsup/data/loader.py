@@ -28,8 +28,8 @@ T = TypeVar("T")
 def make_batch(dataset: ImageDataset, idx: np.ndarray, device: torch.device) -> Batch:
     """Gather images ``idx`` (any order) into a Batch on ``device``."""
     pixels = np.asarray(dataset.images[idx])  # (B, H, W, C) uint8
-    # numpy's transposing copy: ~0.2 ms for 256x32x32x3, while torch's permute().contiguous()
-    # for uint8 can take several ms when its intra-op threads compete for busy cores
+    # numpy's transposing copy: torch's permute().contiguous() for uint8 is far slower when its intra-op
+    # threads compete for busy cores (docs/speed.md#augmentation-and-data-loading)
     images = torch.from_numpy(np.ascontiguousarray(pixels.transpose(0, 3, 1, 2)))  # (B, C, H, W)
     index = torch.from_numpy(idx.astype(np.int64, copy=False))
     labels = None if dataset.labels is None else torch.from_numpy(dataset.labels[idx])
@@ -104,7 +104,7 @@ class BatchLoader:
         seed: the shuffle seed.
         rank, world_size: this process's share of each epoch in data-parallel training.
         prefetch: build the next batch on a background thread while this one is used.
-            Off by default: on a busy 2-core CPU machine it made steps slower
+            Off by default: on a busy CPU with few cores it made steps slower
             (it competes with torch's threads for the cores); try it when the
             main thread mostly waits on a GPU.
     """

@@ -31,8 +31,9 @@ def knn_scores(
 
     ``k`` larger than the training set is clamped to its size (a tiny labelled
     split must still give an answer). ``precision="bf16"`` runs the similarity
-    matmul in bfloat16 (about 5x faster on AMX CPUs) at the price of reordering
-    near-tied neighbours; ``"fp32"`` is exact.
+    matmul in bfloat16 (faster where the hardware has bf16 units:
+    docs/speed.md#bf16-on-the-cpu) at the price of reordering near-tied
+    neighbours; ``"fp32"`` is exact.
     """
     train = as_features(train_feats, "train_feats")
     test = as_features(test_feats, "test_feats")

@@ -92,10 +92,9 @@ def matmul_flops(dtype: torch.dtype, device: torch.device, sizes: tuple[int, ...
     """FLOP/s of square matrix products in ``dtype``: the machine's practical peak for dense work.
 
     The best over several sizes and, for each, over short bursts: one size can miss the peak
-    (on AMX CPUs bf16 products of 1024 reach ~1.4 TFLOP/s, of 2048 ~2.3, and single convolutions
-    ~2.2), and a moment of load from another process lowers a burst. A low peak would flatter
-    every ratio against it. A first product slower than ten times ``seconds`` (bf16 on a CPU
-    without bf16 instructions) ends the search there.
+    (docs/speed.md#the-matmul-peak), and a moment of load from another process lowers a burst.
+    A low peak would flatter every ratio against it. A first product slower than ten times
+    ``seconds`` (bf16 on a CPU without bf16 instructions) ends the search there.
     """
     sizes = sizes or ((8192,) if device.type == "cuda" else (1024, 2048))
     best = 0.0
@@ -206,7 +205,7 @@ def measure_speed(cfg: RunConfig, steps: int = 10, warmup: int = 2, precision: s
     peak = _peak_bytes(full, device)
     bare_peak = _peak_bytes(bare_step, device)
     table = profile_table(full, device, profile) if profile > 0 else None
-    # after the steps, on a warm machine: the first AMX products of a process ran at half speed
+    # after the steps, on a warm machine: a process's first products can run slower (docs/speed.md#the-matmul-peak)
     peaks = {name: best_matmul_flops(dtype, device, matmul_seconds)
              for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16))}
 
@@ -289,7 +288,7 @@ def format_report(r: dict) -> str:
 
 
 def format_markdown(results: list[dict]) -> str:
-    """A Markdown table, one row per measurement, for the README."""
+    """A Markdown table, one row per measurement, as docs/speed.md shows them."""
     rows = [
         "| method | backbone | device | precision | batch | images/s | backbone inputs/s | bare inputs/s | full / bare speed "
         "| backbone TFLOP/s | of matmul peak | peak MiB (full / bare) |",
