@@ -36,11 +36,9 @@ statistics exactly as the forward did and leaving running_mean/var and
 num_batches_tracked untouched. ``invert`` does the same.
 
 Exactness: reconstruction subtracts what was added, so inputs come back to
-rounding error: measured relative error ~2e-7 in fp32 and ~3e-3 under bf16 autocast
-(block2, width 0.25). Gradients match plain backprop to ~1e-5 (fp32) and ~1e-12
-(float64); under bf16 they differ from plain bf16 backprop by less than bf16
-backprop differs from fp32. Use ``memory_saving=False`` where exact agreement with
-plain backprop matters.
+rounding error, and gradients match plain backprop to rounding error (the sizes
+of both, and the memory saved: docs/backbones.md#revnet-50). Use
+``memory_saving=False`` where exact agreement with plain backprop matters.
 """
 from __future__ import annotations
 

@@ -16,17 +16,8 @@ Raw distances of two encoders are on one [0, 2] scale but not of one spread:
 an encoder that packs all images into a narrow cone scores small distances for
 any transform. ``relative`` divides by the mean distance between two different
 images' representations: how far the transform moves an image, in units of how
-far apart images lie.
-
-Measured on Fashion-MNIST (width-0.25 ResNet-18, 10k images, 150-300 steps of
-128, 28 px tiles; PIRL with MLP heads vs the jigsaw pretext with the same
-budget; 4 runs over 3 seeds): on "jigsaw" PIRL is the more invariant in
-relative terms in all four (0.55-0.73 vs 0.78-0.85) though not in raw L2
-(0.19-0.31 vs 0.19-0.22): PIRL spreads images ~1.5x further apart (0.33-0.43
-vs 0.22-0.28 between two images). On "tiles" both move the image further than
-the gap between two images (relative 2.8-3.9; PIRL lower in 3 of 4): the nine
-7 px tiles are far from anything a whole 28 px image gives, and it is PIRL's
-heads f and g, not the backbone's tile mean, that are trained to match.
+far apart images lie. PIRL against jigsaw on Fashion-MNIST, read both ways:
+docs/evaluation.md#pirl-against-jigsaw.
 """
 from __future__ import annotations
 

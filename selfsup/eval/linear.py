@@ -113,8 +113,8 @@ def fit_linear_probe(
     l2 (ties go to the stronger one) is then refitted on all training rows,
     warm-started from its search solution. Features are standardised with
     training statistics. Held-out accuracy settles within ~60 L-BFGS
-    iterations (Fashion-MNIST pixels: 84.0-84.4% from 50 to 500), so the search
-    stops there and only the final fit runs longer.
+    iterations (docs/evaluation.md#the-linear-probe), so the search stops there
+    and only the final fit runs longer.
     """
     x = as_features(train_x, "train_x")
     y = as_labels(train_y, x.shape[0], "train_y").to(x.device)

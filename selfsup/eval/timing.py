@@ -1,6 +1,6 @@
 """Timing of the evaluation protocols at the size of a Fashion-MNIST / CIFAR-10 run.
 
-``selfsup bench-eval`` (or ``python -m selfsup.eval.timing``) times the L-BFGS
+``selfsup eval-timing`` (or ``python -m selfsup.eval.timing``) times the L-BFGS
 probe, kNN and k-means on a 60k x 512 Gaussian mixture, then the L-BFGS probe
 against scikit-learn's LogisticRegression on raw Fashion-MNIST pixels (the
 scikit-learn fit takes minutes on 2 cores; ``--skip-fmnist`` leaves it out).

@@ -1,6 +1,6 @@
 """Run folders -> plain dicts: one record per run with its grid coordinates and headline numbers.
 
-A record reads only what ``selfsup train``, ``selfsup eval`` and ``selfsup bench``
+A record reads only what ``selfsup train``, ``selfsup eval`` and ``selfsup grid``
 leave in a run folder (config.yaml, done.json, metrics.jsonl, eval.json,
 cell.json), so runs trained by hand and grid cells are reported alike.
 """
@@ -99,7 +99,7 @@ def _first_nmi(results: dict) -> float | None:
 
 
 def read_failures(root: str | Path) -> list[dict]:
-    """Cells that ``selfsup bench`` recorded as failed, from every grid_status.json under ``root``."""
+    """Cells that ``selfsup grid`` recorded as failed, from every grid_status.json under ``root``."""
     out = []
     for status_file in sorted(Path(root).rglob("grid_status.json")):
         for name, rec in (_json(status_file).get("cells") or {}).items():

@@ -214,7 +214,7 @@ def embedding_sections(ctx: Context) -> list[Section]:
         label = ctx.label(r)
         try:
             train_f, train, test_f, test = run_features(r["dir"], ctx.retrieval_train, ctx.embed_points, ctx.device, datasets)
-        except (OSError, ValueError) as err:  # e.g. the dataset's folder is not on this machine
+        except (OSError, ValueError) as err:  # e.g. the dataset's folder is missing here
             for s in (retrieval, maps):
                 s.note(f"{label}: skipped, its data could not be read ({type(err).__name__}: {err}).")
             continue
