@@ -1,4 +1,4 @@
-"""Batched views and the eval transform: shapes, determinism, each op on/off, parity with kornia's ops."""
+"""ViewAugment's batched views: shapes, determinism, each op on/off, parity with kornia's ops."""
 from __future__ import annotations
 
 import math
@@ -25,57 +25,6 @@ def images(b: int = 8, c: int = 3, side: int = 32, seed: int = 0) -> torch.Tenso
 
 def gen(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
-
-
-# ---- to_input -------------------------------------------------------------------------------------
-
-
-def test_to_input_normalizes_and_replicates_grey_to_3_channels():
-    x = images(4, c=1, side=28)
-    out = to_input(x, mean=(0.25,), std=(0.5,))
-    assert out.shape == (4, 3, 28, 28) and out.dtype == torch.float32
-    expected = (x.float() / 255 - 0.25) / 0.5
-    for ch in range(3):
-        torch.testing.assert_close(out[:, ch : ch + 1], expected, rtol=0, atol=1e-6)
-
-
-def test_to_input_uses_per_channel_stats():
-    x = images(2, c=3, side=8)
-    mean, std = (0.1, 0.2, 0.3), (0.5, 0.25, 2.0)
-    out = to_input(x, mean=mean, std=std)
-    expected = (x.float() / 255 - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
-    torch.testing.assert_close(out, expected, rtol=0, atol=1e-6)
-
-
-def test_to_input_resizes_with_antialiasing():
-    x = torch.zeros(1, 1, 32, 32, dtype=torch.uint8)
-    x[..., ::4] = 255  # every 4th column lit: plain bilinear at 1/4 would miss them all
-    out = to_input(x, mean=(0.0,), std=(1.0,), size=8)
-    assert out.shape == (1, 3, 8, 8)
-    interior = out[..., 1:-1]
-    torch.testing.assert_close(interior, torch.full_like(interior, 0.25), rtol=0, atol=0.02)
-
-
-def test_to_input_centre_crops_non_square_images():
-    x = images(2, c=3, side=8).repeat(1, 1, 1, 2)  # (2, 3, 8, 16)
-    assert to_input(x, mean=(0.5,), std=(0.5,), size=8).shape == (2, 3, 8, 8)
-
-
-@pytest.mark.parametrize(
-    "kwargs, word",
-    [
-        (dict(images=torch.zeros(2, 3, 8, 8)), "uint8"),
-        (dict(images=torch.zeros(2, 2, 8, 8, dtype=torch.uint8)), "shape"),
-        (dict(images=torch.zeros(3, 8, 8, dtype=torch.uint8)), "shape"),
-        (dict(mean=(0.5, 0.5)), "mean"),
-        (dict(std=(0.0,)), "std"),
-        (dict(size=0), "size"),
-    ],
-)
-def test_to_input_rejects_bad_arguments(kwargs, word):
-    args = dict(images=images(2), mean=(0.5,), std=(0.5,), size=None) | kwargs
-    with pytest.raises(ValueError, match=word):
-        to_input(**args)
 
 
 # ---- ViewAugment: shapes, determinism, independence ---------------------------------------------------
@@ -329,25 +278,3 @@ def test_views_on_cuda_match_the_cpu():
     cpu, cuda = aug(x, gen(0)), aug(x.cuda(), gen(0))
     assert cuda.device.type == "cuda"
     torch.testing.assert_close(cuda.cpu(), cpu, rtol=0, atol=1e-4)
-
-
-# ---- MultiCrop -------------------------------------------------------------------------------------
-
-
-def test_multicrop_returns_large_then_small_views():
-    large, small = ViewAugment(32, crop_scale=(0.14, 1.0)), ViewAugment(16, crop_scale=(0.05, 0.14))
-    mc = MultiCrop(large, small, n_large=2, n_small=6)
-    out = mc(images(5), gen(0))
-    assert [tuple(v.shape) for v in out] == [(5, 3, 32, 32)] * 2 + [(5, 3, 16, 16)] * 6
-    assert torch.equal(out[0], mc(images(5), gen(0))[0])
-    assert len(MultiCrop(ViewAugment(32), ViewAugment(16), n_large=1, n_small=0)(images(5, c=1), gen(0))) == 1
-
-
-@pytest.mark.parametrize(
-    "kwargs, word",
-    [(dict(n_large=0), "n_large"), (dict(n_small=-1), "n_small"), (dict(large=lambda x: x), "large")],
-)
-def test_multicrop_rejects_bad_arguments(kwargs, word):
-    args = dict(large=ViewAugment(32), small=ViewAugment(16)) | kwargs
-    with pytest.raises(ValueError, match=word):
-        MultiCrop(**args)

@@ -10,9 +10,6 @@ import pytest
 import torch
 from PIL import Image
 from safetensors.torch import load_file
-from test_train import TINY  # the loop tests' tiny run settings
-
-import selfsup.train.loop as loop
 from selfsup.cli import main as cli
 from selfsup.train.build import load_checked_config
 from selfsup.data import load_dataset
@@ -24,6 +21,7 @@ from selfsup.train.build import method_from_config
 from selfsup.train.speed import measure_data_speed
 from selfsup.train.loop import train
 from selfsup.train.step import TrainStep
+from tests.train.test_loop import TINY  # the loop tests' tiny run settings
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

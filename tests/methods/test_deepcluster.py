@@ -1,4 +1,4 @@
-"""DeepCluster's per-epoch clustering, the loop's epoch-start hook, and the loader's weighted, resumable epochs."""
+"""DeepCluster: PCA whitening, per-epoch clustering with balanced weights, the loop's epoch-start hook and resume."""
 import json
 
 import numpy as np
@@ -6,17 +6,15 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-import selfsup.train.loop as loop
 from selfsup.augment import ViewAugment
-from selfsup.backbones import build_backbone
 from selfsup.train.build import load_checked_config
 from selfsup.data import BatchLoader
 from selfsup.data.dataset import from_arrays
-from selfsup.methods import build_method
 from selfsup.methods.deepcluster import DeepCluster, cluster_balanced_weights, pca_whiten
 from selfsup.train import checkpoint
 from selfsup.train.loop import train
 from selfsup.train.step import TrainStep
+from tests.methods.tiny import tiny_method
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -27,10 +25,7 @@ def toy_dataset(n=64, size=16):
 
 
 def tiny_deepcluster(n=64, k=5, size=16):
-    torch.manual_seed(0)
-    backbone = build_backbone("resnet18_v1", width=0.125, stem="small")
-    return build_method("deepcluster", backbone=backbone, augment=ViewAugment(size=size), num_samples=n,
-                        num_clusters=k, pca_dim=8)
+    return tiny_method("deepcluster", augment=ViewAugment(size=size), num_samples=n, num_clusters=k, pca_dim=8)
 
 
 def test_pca_whitening_gives_uncorrelated_unit_variance_components():
@@ -86,32 +81,6 @@ def test_pseudo_labels_are_recomputed_from_the_current_weights():
 def test_too_many_clusters_is_a_clear_error():
     with pytest.raises(ValueError, match="num_clusters"):
         tiny_deepcluster(n=4, k=5)
-
-
-def test_weighted_loader_epochs_follow_the_weights_deterministically_and_resume():
-    ds = toy_dataset(n=40)
-    w = np.ones(40)
-    w[:10] = 9.0  # the first 10 images hold 90/120 = 3/4 of the mass
-    loader = BatchLoader(ds, 8, seed=1)
-    loader.set_weights(w)
-    order = loader.order(0)
-    again = BatchLoader(ds, 8, seed=1)
-    again.set_weights(w)
-    assert np.array_equal(order, again.order(0)) and len(order) == 40
-    draws = np.concatenate([loader.order(e) for e in range(50)])
-    assert abs((draws < 10).mean() - 0.75) < 0.03
-    it = iter(loader)
-    seen = [next(it).index for _ in range(2)]
-    resumed = BatchLoader(ds, 8, seed=1)
-    resumed.load_state_dict(loader.state_dict())  # weights travel in the state
-    assert np.allclose(resumed.weights, loader.weights)
-    rest_a = [b.index for b in loader]
-    rest_b = [b.index for b in resumed]
-    assert all(torch.equal(a, b) for a, b in zip(rest_a, rest_b)) and len(rest_a) == 3 and len(seen) == 2
-    with pytest.raises(ValueError, match="weights must have shape"):
-        loader.set_weights(np.ones(3))
-    with pytest.raises(ValueError, match="non-negative"):
-        loader.set_weights(-np.ones(40))
 
 
 TINY = ["data.subset=128", "backbone.width=0.125", "train.batch_size=32", "train.precision=fp32",

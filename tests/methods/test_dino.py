@@ -1,87 +1,29 @@
-"""SwAV and DINO as methods: prototypes, queue, freezing, teacher, schedules, multi-crop views."""
+"""DINO as a method: the EMA teacher, its temperature schedule, the weight-normalised head, multi-crop views."""
 import pytest
 import torch
 
 from selfsup.augment import ViewAugment
-from selfsup.augment.multicrop import small_crop_augment
 from selfsup.backbones import build_backbone
 from selfsup.config import TrainConfig
-from selfsup.data.batch import Batch
 from selfsup.methods import build_method
+from selfsup.train.build import load_checked_config
 from selfsup.train.step import TrainStep, ema_update
+from tests.methods.tiny import tiny_method, uint8_batch
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _batch(n=8, size=16, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    return Batch(torch.randint(0, 256, (n, 1, size, size), dtype=torch.uint8, generator=g), torch.arange(n))
+    return uint8_batch(n, size, seed=seed)
 
 
 def _method(name, **kwargs):
-    torch.manual_seed(0)
-    backbone = build_backbone("resnet18_v1", stem="small", width=0.125)
-    return build_method(name, backbone=backbone, augment=ViewAugment(16), n_small_crops=2, small_size=8, **kwargs)
+    return tiny_method(name, n_small_crops=2, small_size=8, **kwargs)
 
 
 def _step(method):
     """The loop's own step for ``method``: SGD at lr 0.5, fp32."""
     return TrainStep(method, TrainConfig(steps=100, lr=0.5, precision="fp32"))
-
-
-def test_small_crops_keep_every_large_setting_but_size_and_scale():
-    large = ViewAugment(64, crop_scale=(0.3, 1.0), brightness=0.7, blur_p=0.5, mean=(0.3,), std=(0.2,))
-    small = small_crop_augment(large, 14, (0.1, 0.4))
-    assert (small.size, small.crop_scale) == (14, (0.1, 0.4))
-    assert (small.brightness, small.blur_p, small.mean, small.std) == (0.7, 0.5, large.mean, large.std)
-    assert (small.blur_kernel, large.blur_kernel) == (3, 7)  # re-derived from the size, not copied
-
-
-def test_swav_prototypes_stay_unit_norm_and_are_frozen_for_the_first_steps():
-    m = _method("swav", n_prototypes=10, proj_hidden_dim=16, proj_dim=8, freeze_prototypes_steps=2)
-    step_fn = _step(m)
-    with torch.no_grad():
-        m.prototypes.weight.mul_(3.0)  # off the sphere: the next step must project them back
-    before = torch.nn.functional.normalize(m.prototypes.weight, dim=1).clone()
-    for step in range(2):
-        out = step_fn(_batch(seed=step), step)
-        assert m.prototypes.weight.grad is None  # frozen: the optimizer skips them
-        torch.testing.assert_close(m.prototypes.weight, before)
-        assert torch.isfinite(out.loss) and out.embedding.shape == (8, m.backbone.out_dim)
-    step_fn(_batch(seed=2), 2)
-    assert m.prototypes.weight.grad is not None
-    assert not torch.allclose(m.prototypes.weight, before)
-    m.training_step(_batch(seed=3), 3)  # every step starts by normalising them
-    torch.testing.assert_close(m.prototypes.weight.norm(dim=1), torch.ones(10))
-
-
-def test_swav_queue_fills_newest_first_is_checkpointed_and_changes_codes_once_full():
-    m = _method("swav", n_prototypes=6, proj_hidden_dim=16, proj_dim=8, queue_length=16, queue_start_step=1)
-    assert {"queue", "queue_filled"} <= set(m.state_dict())
-    m.training_step(_batch(seed=0), 0)
-    assert int(m.queue_filled) == 0  # not started yet
-    m.training_step(_batch(seed=1), 1)
-    assert int(m.queue_filled) == 8 and m.queue[:, 8:].abs().sum() == 0
-    first = m.queue[:, :8].clone()
-    m.training_step(_batch(seed=2), 2)
-    assert int(m.queue_filled) == 16
-    torch.testing.assert_close(m.queue[:, 8:], first)  # older rows move back
-    scores = torch.nn.functional.normalize(torch.randn(8, 6), dim=1)
-    c = m.prototypes.weight.float()
-    with_queue = m._codes(scores, 0, c)
-    m.queue_filled.zero_()
-    without = m._codes(scores, 0, c)
-    assert with_queue.shape == without.shape == (8, 6) and not torch.allclose(with_queue, without)
-    restored = _method("swav", n_prototypes=6, proj_hidden_dim=16, proj_dim=8, queue_length=16)
-    restored.load_state_dict(m.state_dict())
-    torch.testing.assert_close(restored.queue, m.queue)
-
-
-def test_swav_rejects_bad_arguments_by_name():
-    for kwargs, name in (({"n_prototypes": 0}, "n_prototypes"), ({"epsilon": 0.0}, "epsilon"),
-                         ({"queue_length": -1}, "queue_length")):
-        with pytest.raises(ValueError, match=name):
-            _method("swav", **kwargs)
 
 
 def test_dino_teacher_starts_as_the_student_gets_no_gradient_and_follows_by_ema():
@@ -129,27 +71,11 @@ def test_dino_rejects_bad_arguments_by_name():
             _method("dino", **kwargs)
 
 
-@pytest.mark.parametrize("name", ["swav", "dino"])
-def test_bundled_config_validates_and_builds(name):
-    from selfsup.train.build import load_checked_config
-
-    cfg = load_checked_config(name, ["backbone.width=0.125"])
+def test_bundled_config_builds_two_28px_views_and_its_14px_small_crops():
+    cfg = load_checked_config("dino", ["backbone.width=0.125"])
     kwargs = dict(cfg.method)
-    assert kwargs.pop("name") == name
+    assert kwargs.pop("name") == "dino"
     backbone = build_backbone(cfg.backbone["name"], stem="small", width=0.125)
-    m = build_method(name, backbone=backbone, augment=ViewAugment(28, **cfg.augment), **kwargs)
-    crops = m.multicrop(_batch(2, 28).images)
+    m = build_method("dino", backbone=backbone, augment=ViewAugment(28, **cfg.augment), **kwargs)
+    crops = m.multicrop(uint8_batch(2, 28).images)
     assert [c.shape[-1] for c in crops] == [28, 28] + [14] * kwargs["n_small_crops"]
-
-
-def test_small_crop_passes_leave_batchnorm_running_stats_alone():
-    from selfsup.nn import running_stats_frozen
-
-    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4)).train()
-    x = torch.randn(6, 3, 8, 8) * 3 + 1
-    with running_stats_frozen(net):
-        y = net(x)
-    assert torch.equal(net[1].running_mean, torch.zeros(4)) and torch.equal(net[1].running_var, torch.ones(4))
-    assert net[1].momentum == 0.1  # restored
-    torch.testing.assert_close(y, net(x))  # still normalised with the batch's statistics
-    assert not torch.equal(net[1].running_mean, torch.zeros(4))  # outside the block they update again

@@ -1,53 +1,23 @@
-"""NPID and PIRL on tiny batches: memory-bank updates, Z estimated once, PIRL's lambda weighting, num_samples."""
+"""PIRL on tiny batches: lambda weighting of the two NCE terms, the transforms' heads, negatives from the bank."""
 import math
 
 import pytest
 import torch
 import torch.nn.functional as F
 
-from selfsup.augment import ViewAugment
-from selfsup.backbones import build_backbone
-from selfsup.train.build import load_checked_config
-from selfsup.data import Batch
-from selfsup.data.dataset import from_arrays
 from selfsup.losses.nce import nce_loss
-from selfsup.methods import build_method
 from selfsup.methods.pirl import pirl_loss, random_rotation
-from selfsup.registry import ConfigError
-from selfsup.train.build import method_from_config
+from tests.methods.tiny import geometric_views, tiny_method, uint8_batch
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny(name, num_samples=20, **kw):
-    torch.manual_seed(0)
-    backbone = build_backbone("resnet18_v1", width=0.125, stem="small")
-    return build_method(name, backbone=backbone, augment=ViewAugment(size=28, jitter_p=0.0, gray_p=0.0),
-                        num_samples=num_samples, **kw)
+    return tiny_method(name, augment=geometric_views(28), num_samples=num_samples, **kw)
 
 
 def batch(index=(3, 5, 11, 12)):
-    g = torch.Generator().manual_seed(3)
-    return Batch(torch.randint(0, 256, (len(index), 1, 28, 28), dtype=torch.uint8, generator=g), torch.tensor(index))
-
-
-def test_npid_step_updates_only_the_batch_rows_and_fixes_z_once():
-    m = tiny("npid", num_negatives=8)
-    before = m.memory.bank.clone()
-    b = batch()
-    out = m.training_step(b, 0)
-    assert torch.isfinite(out.loss) and out.embedding.shape == (4, m.backbone.out_dim)
-    changed = (m.memory.bank != before).any(1)
-    assert changed.nonzero().flatten().tolist() == [3, 5, 11, 12]
-    log_z = m.log_z.item()
-    assert math.isfinite(log_z)
-    m.training_step(b, 1)
-    assert m.log_z.item() == log_z  # estimated on the first batch, then a constant
-    assert {"memory.bank", "log_z"} <= m.state_dict().keys()
-
-
-def test_npid_negatives_are_capped_at_the_bank_size():
-    assert tiny("npid", num_samples=10).num_negatives == 9
+    return uint8_batch(len(index), 28, seed=3, index=torch.tensor(index))
 
 
 def test_pirl_loss_weights_the_transformed_term_by_lambda():
@@ -113,14 +83,3 @@ def test_pirl_default_negatives_scale_with_the_dataset():
         tiny("pirl", transform="rotation", loss_weight=1.5)
     with pytest.raises(ValueError, match="num_negatives"):
         tiny("pirl", transform="rotation", num_negatives=20)
-
-
-def test_make_method_passes_the_dataset_size_and_the_config_cannot_set_it():
-    cfg = load_checked_config("npid", ["backbone.width=0.125"])
-    data = from_arrays(torch.randint(0, 256, (37, 28, 28), dtype=torch.uint8))
-    method = method_from_config(cfg, data)
-    assert method.memory.bank.shape[0] == 37
-    with pytest.raises(ConfigError, match="method.num_samples"):
-        load_checked_config("npid", ["method.num_samples=37"])
-    rotation = method_from_config(load_checked_config("rotation", ["backbone.width=0.125"]), data)  # takes no num_samples: fine
-    assert rotation is not None

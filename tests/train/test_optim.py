@@ -1,8 +1,7 @@
-"""The optimizer and the EMA update against per-parameter references written out from their formulas."""
+"""LARS against a per-parameter reference written out from its formula."""
 import torch
 from torch import nn
 
-from selfsup.train.step import ema_update
 from selfsup.train.optim import build_optimizer
 
 
@@ -42,15 +41,3 @@ def test_lars_matches_the_per_parameter_formula_over_steps():
         for st, p in zip(ref, net.parameters()):
             torch.testing.assert_close(p.detach(), st["w"], rtol=1e-5, atol=1e-7)
     assert ref[-1]["w"].abs().sum() > 0  # the zero weight tensor moved (scale 1 at its first step)
-
-
-def test_ema_update_lerps_parameters_and_copies_buffers():
-    torch.manual_seed(0)
-    online, target = _net(), _net()
-    online.train()(torch.randn(16, 5))  # moves the BN running statistics away from the target's
-    before = [p.detach().clone() for p in target.parameters()]
-    ema_update([(online, target), (nn.ReLU(), nn.ReLU())], momentum=0.9)  # a module with no tensors is fine
-    for b, p_t, p_o in zip(before, target.parameters(), online.parameters()):
-        torch.testing.assert_close(p_t, 0.9 * b + 0.1 * p_o)
-    for b_t, b_o in zip(target.buffers(), online.buffers()):
-        assert torch.equal(b_t, b_o)

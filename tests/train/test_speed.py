@@ -1,8 +1,5 @@
 """``selfsup speed``: counted backbone inputs, a ratio from them, FLOP/s, memory, Markdown and JSON."""
 import json
-import resource
-import sys
-
 import pytest
 import torch
 
@@ -11,7 +8,6 @@ from selfsup.cli import main
 from selfsup.train.build import load_checked_config
 from selfsup.train import speed
 from selfsup.train.speed import BackboneCall, format_markdown, format_report, measure_speed
-from selfsup.hardware import keep_freed_cpu_memory
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -118,17 +114,3 @@ def test_speed_rejects_zero_steps():
 def test_speed_runs_the_epoch_hook_first_so_deepcluster_has_pseudo_labels():
     r = measure_speed(load_checked_config("deepcluster", [*TINY, "method.num_clusters=4"]), steps=1, warmup=1, matmul_seconds=0.01)
     assert r["backbone_inputs_per_step"] == 4 and r["images_per_s"] > 0
-
-
-@pytest.mark.skipif(sys.platform != "linux", reason="glibc's mallopt")
-def test_freed_cpu_buffers_come_back_without_page_faults():
-    """Batch-sized buffers, allocated and freed step after step, reuse pages: no fresh mmap to fault in again."""
-    assert keep_freed_cpu_memory()
-    size = 64 * 2**20 // 4  # 64 MB of float32, over glibc's largest mmap threshold (32 MB): 16384 pages
-    for _ in range(5):  # warm-up: small allocations may split a freed buffer, so a second one can be needed
-        torch.ones(size)
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-    for _ in range(4):
-        torch.ones(size)
-    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
-    assert faults < size * 4 // 4096, faults  # fresh mmaps fault in all 4 x 16384 pages

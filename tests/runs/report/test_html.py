@@ -19,8 +19,7 @@ from selfsup.cli import main
 from selfsup.runs.grid import GRID_DIR, parse_grid, run_grid
 from selfsup.runs.report.html import write_report
 
-ARTIFACTS = Path(__file__).parent / "artifacts"
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"  # tests/artifacts, ignored by git
 
 SELF_CHECK = """<script>
 window.__errors = [];
@@ -55,14 +54,14 @@ def report(tmp_path_factory):
     return index
 
 
-def _chromium(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+def _chromium(chromium: str, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
                            f"--user-data-dir={ARTIFACTS / '.chromium-profile'}", *args],
                           capture_output=True, text=True, timeout=60)
 
 
-def _verdict(page: Path) -> dict:
-    out = _chromium("--virtual-time-budget=5000", "--dump-dom", page.as_uri())
+def _verdict(chromium: str, page: Path) -> dict:
+    out = _chromium(chromium, "--virtual-time-budget=5000", "--dump-dom", page.as_uri())
     found = re.search(r'<pre id="selfcheck">(.*?)</pre>', out.stdout, re.S)
     assert found, f"the self-check wrote no verdict; chromium said: {out.stderr[-2000:]}"
     return json.loads(found.group(1).replace("&quot;", '"').replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&"))
@@ -80,13 +79,12 @@ def test_report_writes_markdown_with_the_same_tables_and_notes_for_missing_secti
     assert "<script" not in page and not re.search(r'(src|href)="(https?:)?//', page), "the page must be static and offline"
 
 
-def test_report_loads_in_headless_chromium_with_every_image_shown(report):
-    if CHROMIUM is None:
-        pytest.skip("chromium is not installed (apt-get install -y chromium; scripts/setup.sh does it)")
+@pytest.mark.browser
+def test_report_loads_in_headless_chromium_with_every_image_shown(report, chromium):
     ARTIFACTS.mkdir(exist_ok=True)
     check = report.with_name("selfcheck.html")
     check.write_text(report.read_text().replace("<head>", "<head>\n" + SELF_CHECK, 1))
-    verdict = _verdict(check)
+    verdict = _verdict(chromium, check)
     assert verdict["errors"] == []
     assert len(verdict["images"]) >= 7, verdict["images"]  # pretext plot, 3 training curves, 2 retrieval grids, 2 maps
     assert all(img["width"] > 0 for img in verdict["images"]), verdict["images"]
@@ -96,12 +94,12 @@ def test_report_loads_in_headless_chromium_with_every_image_shown(report):
     # The check can fail: a page with a missing image and a console error is caught.
     broken = report.with_name("broken.html")
     broken.write_text(check.read_text().replace("</body>", '<img src="missing.png"><script>console.error("boom")</script></body>'))
-    bad = _verdict(broken)
+    bad = _verdict(chromium, broken)
     assert "boom" in bad["errors"] and any("missing.png" in e for e in bad["errors"])
     assert [i["width"] for i in bad["images"] if i["src"] == "missing.png"] == [0]
 
     shot = ARTIFACTS / "report_screenshot.png"
-    _chromium("--window-size=1200,4000", f"--screenshot={shot}", report.as_uri())
+    _chromium(chromium, "--window-size=1200,4000", f"--screenshot={shot}", report.as_uri())
     assert shot.stat().st_size > 10_000
     print(f"report screenshot: {shot}")
 

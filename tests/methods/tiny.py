@@ -1,0 +1,38 @@
+"""Tiny methods and batches for the method tests: a ResNet-18 v1 of width 0.125 with the small stem, uint8 batches."""
+from __future__ import annotations
+
+import torch
+
+from selfsup.augment import ViewAugment
+from selfsup.backbones import build_backbone
+from selfsup.data import Batch
+from selfsup.methods import Method, build_method
+
+
+def tiny_method(name: str, augment: ViewAugment | None = None, **kwargs) -> Method:
+    """``name`` on a seeded tiny backbone; views of 16 px unless ``augment`` says otherwise."""
+    torch.manual_seed(0)
+    backbone = build_backbone("resnet18_v1", width=0.125, stem="small")
+    return build_method(name, backbone=backbone, augment=augment if augment is not None else ViewAugment(16), **kwargs)
+
+
+def geometric_views(size: int = 28) -> ViewAugment:
+    """Crops and flips only: no colour jitter or greyscale, so the pretext task's own transformation is all there is."""
+    return ViewAugment(size=size, jitter_p=0.0, gray_p=0.0)
+
+
+def uint8_batch(n: int = 8, size: int = 16, channels: int = 1, seed: int = 0,
+                index: torch.Tensor | None = None) -> Batch:
+    """``n`` seeded random (channels, size, size) uint8 images; their dataset index is 0..n-1 unless given."""
+    g = torch.Generator().manual_seed(seed)
+    images = torch.randint(0, 256, (n, channels, size, size), dtype=torch.uint8, generator=g)
+    return Batch(images, torch.arange(n) if index is None else index)
+
+
+def backbone_inputs(method: Method, batch: Batch) -> tuple[list[tuple[int, ...]], object]:
+    """Shapes of everything the backbone is called on during one training step, and the step's output."""
+    seen = []
+    hook = method.backbone.register_forward_pre_hook(lambda m, args: seen.append(tuple(args[0].shape)))
+    out = method.training_step(batch, 0)
+    hook.remove()
+    return seen, out

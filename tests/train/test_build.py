@@ -1,0 +1,60 @@
+"""From a config to a method: the free-form sections checked against the registries, and the dataset's size passed on."""
+import pytest
+import torch
+
+from selfsup.data.dataset import from_arrays
+from selfsup.registry import ConfigError
+from selfsup.train.build import load_checked_config, load_train_data, method_from_config
+
+
+def test_make_method_passes_the_dataset_size_and_the_config_cannot_set_it():
+    cfg = load_checked_config("npid", ["backbone.width=0.125"])
+    data = from_arrays(torch.randint(0, 256, (37, 28, 28), dtype=torch.uint8))
+    method = method_from_config(cfg, data)
+    assert method.memory.bank.shape[0] == 37
+    with pytest.raises(ConfigError, match="method.num_samples"):
+        load_checked_config("npid", ["method.num_samples=37"])
+    rotation = method_from_config(load_checked_config("rotation", ["backbone.width=0.125"]), data)  # takes no num_samples
+    assert rotation.training and not any(b.shape[:1] == (37,) for b in rotation.buffers())  # built, nothing per image
+
+
+def test_builder_sizes_moco_queue_to_the_training_set():
+    cfg = load_checked_config("moco", ["data.subset=300", "backbone.width=0.125", "method.queue_size=512"])
+    with pytest.warns(UserWarning, match="clamped to 300"):
+        moco = method_from_config(cfg, load_train_data(cfg))
+    assert len(moco.queue) == 300
+
+
+def test_unknown_method_option_names_option_and_choices():
+    with pytest.raises(ConfigError, match=r"no option 'temprature'.*temperature"):
+        load_checked_config("simclr", ["method.temprature=0.1"])
+
+
+def test_unknown_method_name_lists_methods():
+    with pytest.raises(ConfigError, match=r"unknown method 'simclrr'.*rotation.*simclr"):
+        load_checked_config("simclr", ["method.name=simclrr"])
+
+
+def test_wrong_value_type_for_a_backbone_option_is_named():
+    with pytest.raises(ConfigError, match=r"'stem'='tiny'"):
+        load_checked_config("simclr", ["backbone.stem=tiny"])
+
+
+def test_unknown_augment_option_is_named():
+    with pytest.raises(ConfigError, match=r"augment.*'blurr_p'"):
+        load_checked_config("simclr", ["augment.blurr_p=0.5"])
+
+
+def test_warmup_as_long_as_the_run_is_rejected():
+    with pytest.raises(ConfigError, match="warmup_steps"):
+        load_checked_config("simclr", ["train.steps=10", "train.warmup_steps=10"])
+
+
+def test_method_option_value_is_type_checked():
+    with pytest.raises(ConfigError, match=r"'temperature'='hot'.*float"):
+        load_checked_config("simclr", ["method.temperature=hot"])
+
+
+def test_augment_option_value_is_type_checked():
+    with pytest.raises(ConfigError, match=r"'flip_p'='often'"):
+        load_checked_config("simclr", ["augment.flip_p=often"])
