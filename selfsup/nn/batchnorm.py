@@ -15,7 +15,7 @@ def running_stats_frozen(module: nn.Module) -> Iterator[None]:
     Multi-crop (SwAV, DINO) passes small low-resolution crops through the same
     network as the full-size ones; their feature statistics differ, and evaluation
     runs at full size. Training is unchanged: only the running averages skip them
-    (what it gained SwAV: docs/methods.md#contrastive-and-joint-embedding-methods).
+    (what it gained SwAV: docs/methods.md#swav).
     """
     layers = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.momentum is not None]
     saved = [m.momentum for m in layers]
