@@ -35,7 +35,9 @@ def pytest_collection_modifyitems(config, items):
     """
     items.sort(key=lambda item: item.path.resolve().relative_to(TESTS).as_posix() not in LONG_FIRST)
     if CHROMIUM is None:
-        skip = pytest.mark.skip(reason="chromium is not installed (apt-get install -y chromium; scripts/setup.sh does it)")
+        skip = pytest.mark.skip(
+            reason="chromium is not installed (apt-get install -y chromium; scripts/setup.sh does it)"
+        )
         for item in items:
             if item.get_closest_marker("browser"):
                 item.add_marker(skip)

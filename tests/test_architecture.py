@@ -46,7 +46,7 @@ def floors() -> dict[str, int]:
     block = re.search(r"```floors\n(.*?)```", text, re.S)
     assert block, "docs/architecture.md has no ```floors block"
     out = {}
-    for i, line in enumerate(l for l in block.group(1).splitlines() if l.strip()):
+    for i, line in enumerate(text for text in block.group(1).splitlines() if text.strip()):
         for part in line.split("#")[0].split():
             out[part.rstrip("/").removesuffix(".py")] = i
     return out

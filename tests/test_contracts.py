@@ -228,7 +228,8 @@ def test_bundled_grid_parses_and_every_cell_config_validates(name):
 def test_every_protocol_has_its_own_key_and_a_summary_that_eval_help_lists(capsys, monkeypatch):
     keys = [PROTOCOLS.get(n).key for n in PROTOCOLS.names()]
     assert all(keys) and len(set(keys)) == len(keys)
-    monkeypatch.setenv("COLUMNS", "10000")  # argparse wraps at the terminal's width, even inside a word like fine-tuning
+    # argparse wraps at the terminal's width, even inside a word like fine-tuning
+    monkeypatch.setenv("COLUMNS", "10000")
     with pytest.raises(SystemExit) as done:
         main(["eval", "--help"])
     assert done.value.code == 0

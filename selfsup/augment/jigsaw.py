@@ -161,7 +161,9 @@ def grayscale_tiles(tiles: torch.Tensor, p: float = 2 / 3, generator: torch.Gene
 
 
 def standardize_tiles(tiles: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
-    """Zero mean, unit std per tile over its channels and pixels (B, T, C, t, t): "Revisiting"'s per-patch standardisation.
+    """Zero mean, unit std per tile over its channels and pixels (B, T, C, t, t).
+
+    "Revisiting"'s per-patch standardisation.
 
     Removes each tile's brightness and contrast, which could otherwise tell
     where in the image it came from.

@@ -431,7 +431,7 @@ def index_shards(shard_dir: str | Path, classes: list[str] | None = None, channe
 
 
 def shuffle_buffer(items: Iterator, size: int, rng: np.random.Generator) -> Iterator:
-    """Shuffle a stream through a buffer of ``size`` items: each new item takes the place of a random one it sends on."""
+    """Shuffle a stream through a buffer of ``size`` items: each new item replaces a random one, sent on."""
     if size <= 1:
         yield from items
         return

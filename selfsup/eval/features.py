@@ -98,7 +98,8 @@ def extract_features(
             must already live on ``device``. Run in eval mode, its mode is restored after.
         images: uint8 (N, H, W, C) array (a memmap is read batch by batch) or tensor.
         transform: uint8 (B, C, H, W) on ``device`` -> float input of the backbone.
-        precision: ``"bf16"`` autocasts; ``"auto"`` (the default) where the hardware runs bf16 fast (``selfsup.precision``).
+        precision: ``"bf16"`` autocasts; ``"auto"`` (the default) where the hardware runs bf16 fast
+            (``selfsup.precision``).
         channels_last: feed the backbone channels-last inputs (faster convolutions on CPUs and GPUs).
         pool_to: spatial (B, C, H, W) layers are average-pooled to about this many
             dims and flattened to (N, C*h*w); None keeps them (N, C, H, W).

@@ -58,7 +58,7 @@ class MemoryBank(nn.Module):
 
     @torch.no_grad()
     def update(self, index: torch.Tensor, z: torch.Tensor) -> None:
-        """v_i <- normalize(m * v_i + (1 - m) * z_i) for the rows ``index`` (B,); all ranks' rows in a distributed run."""
+        """v_i <- normalize(m * v_i + (1 - m) * z_i) for the rows ``index`` (B,); every rank's rows when distributed."""
         index, z = gather_with_grad(index), gather_with_grad(z.detach().to(self.bank.dtype))
         mixed = self.bank[index].mul_(self.momentum).add_(z, alpha=1.0 - self.momentum)  # (B, D)
         self.bank.index_copy_(0, index, F.normalize(mixed, dim=1))

@@ -36,7 +36,7 @@ def grouped_forward(encoder: Encoder, x: torch.Tensor, groups: int = 1) -> torch
 
 @torch.no_grad()
 def shuffled_forward(encoder: Encoder, x: torch.Tensor, groups: int = 1) -> torch.Tensor:
-    """``encoder`` (a key encoder, no gradients) on ``x`` (B, ...) with its BN batches shuffled; (B, D) in input order."""
+    """``encoder`` (a key encoder, no gradients) on ``x`` (B, ...) with BN batches shuffled; (B, D) in input order."""
     if world_size() > 1:
         b = x.shape[0]
         x_all = gather(x)  # (W*B, ...)

@@ -270,12 +270,14 @@ def format_report(r: dict) -> str:
         f"{r['precision']}, channels_last={r['channels_last']}, compile: {r['compile']}",
         f"device: {r['device']}, {r['threads']} threads; median of {r['steps']} steps after {r['warmup']} warm-up"
         + (f"; compiling took {r['compile_s']:.1f} s" if r["compile_s"] else ""),
-        f"full training step:   {r['images_per_s']:9.1f} images/s = {r['backbone_inputs_per_s']:9.1f} backbone inputs/s "
+        f"full training step:   {r['images_per_s']:9.1f} images/s = "
+        f"{r['backbone_inputs_per_s']:9.1f} backbone inputs/s "
         f"({r['backbone_inputs_per_image']:g} per image, {r['backbone_inputs_with_grad']} of "
         f"{r['backbone_inputs_per_step']} back-propagated)",
         f"bare backbone fwd+bwd: {r['bare_inputs_per_s']:9.1f} inputs/s on the same inputs",
         f"bare / full time:     {r['ratio']:9.1%}  (the backbone's share of the step)",
-        f"backbone FLOP/s:      {_flops(r['achieved_flops'])} in the full step, {_flops(r['bare_achieved_flops'])} bare "
+        f"backbone FLOP/s:      {_flops(r['achieved_flops'])} in the full step, "
+        f"{_flops(r['bare_achieved_flops'])} bare "
         f"({r['backbone_gflop_per_step']:.3g} GFLOP per step); "
         f"{r['of_matmul_peak']:.1%} of the {r['precision']} matmul peak",
         f"matmul peak:          {_flops(r['matmul_flops_fp32'])} fp32, {_flops(r['matmul_flops_bf16'])} bf16",
@@ -290,7 +292,8 @@ def format_report(r: dict) -> str:
 def format_markdown(results: list[dict]) -> str:
     """A Markdown table, one row per measurement, as docs/speed.md shows them."""
     rows = [
-        "| method | backbone | device | precision | batch | images/s | backbone inputs/s | bare inputs/s | full / bare speed "
+        "| method | backbone | device | precision | batch | images/s | backbone inputs/s | bare inputs/s "
+        "| full / bare speed "
         "| backbone TFLOP/s | of matmul peak | peak MiB (full / bare) |",
         "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]

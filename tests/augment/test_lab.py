@@ -5,8 +5,16 @@ import pytest
 import torch
 from kornia.color import rgb_to_lab
 
-from selfsup.augment.lab import (ab_gamut_bins, decode_ab, lab_to_uint8, lightness_input, nearest_bins,
-                                 rebalancing_weights, soft_encode, split_lab)
+from selfsup.augment.lab import (
+    ab_gamut_bins,
+    decode_ab,
+    lab_to_uint8,
+    lightness_input,
+    nearest_bins,
+    rebalancing_weights,
+    soft_encode,
+    split_lab,
+)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -30,7 +38,9 @@ def test_lightness_input_reads_grey_as_equal_rgb_and_spans_minus_one_to_one():
     ref = rgb_to_lab(grey.float().expand(-1, 3, -1, -1) / 255)[:, :1] / 50 - 1
     assert out.shape == (1, 1, 1, 3)
     torch.testing.assert_close(out, ref)
-    assert out[0, 0, 0, 0].item() == pytest.approx(-1, abs=1e-4) and out[0, 0, 0, 2].item() == pytest.approx(1, abs=1e-3)
+    assert out[0, 0, 0, 0].item() == pytest.approx(-1, abs=1e-4) and out[0, 0, 0, 2].item() == pytest.approx(
+        1, abs=1e-3
+    )
 
 
 def test_gamut_bins_are_a_grid_of_side_10_that_holds_every_srgb_colour(centers):
@@ -80,4 +90,6 @@ def test_annealed_mean_moves_from_the_expectation_to_the_mode():
     centers = torch.tensor([[0.0, 0.0], [10.0, 0.0], [0.0, 20.0]])
     logits = torch.log(torch.tensor([0.5, 0.3, 0.2])).view(1, 3, 1, 1)
     torch.testing.assert_close(decode_ab(logits, centers, temperature=1.0)[0, :, 0, 0], torch.tensor([3.0, 4.0]))
-    torch.testing.assert_close(decode_ab(logits, centers, temperature=0.01)[0, :, 0, 0], torch.zeros(2), atol=1e-3, rtol=0)
+    torch.testing.assert_close(
+        decode_ab(logits, centers, temperature=0.01)[0, :, 0, 0], torch.zeros(2), atol=1e-3, rtol=0
+    )

@@ -1,4 +1,5 @@
-"""Small-map 3x3 convolutions as matrix products: when the CPU's rule takes them, and that they match the convolution."""
+"""Small-map 3x3 convolutions as matrix products: when the CPU's rule takes them, and that they match convolutions."""
+
 import pytest
 import torch
 from torch import nn

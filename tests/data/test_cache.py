@@ -11,7 +11,9 @@ from selfsup.data import load_dataset, prepare
 from tests.data.writers import write_image_folder
 
 FASHION = Path("/usr/share/datasets/fashion-mnist")
-needs_fashion = pytest.mark.skipif(not (FASHION / "t10k-images-idx3-ubyte.gz").is_file(), reason="Fashion-MNIST not installed")
+needs_fashion = pytest.mark.skipif(
+    not (FASHION / "t10k-images-idx3-ubyte.gz").is_file(), reason="Fashion-MNIST not installed"
+)
 
 
 @needs_fashion

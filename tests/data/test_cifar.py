@@ -26,7 +26,10 @@ def test_cifar100_reads_fine_labels_by_default_and_coarse_on_request(tmp_path):
     for split in ("train", "test"):
         batch = {b"data": cifar_rows(images), b"fine_labels": [0, 57, 99, 3], b"coarse_labels": [0, 19, 5, 3]}
         (tmp_path / split).write_bytes(pickle.dumps(batch))
-    meta = {b"fine_label_names": [f"f{i}".encode() for i in range(100)], b"coarse_label_names": [f"c{i}".encode() for i in range(20)]}
+    meta = {
+        b"fine_label_names": [f"f{i}".encode() for i in range(100)],
+        b"coarse_label_names": [f"c{i}".encode() for i in range(20)],
+    }
     (tmp_path / "meta").write_bytes(pickle.dumps(meta))
     fine = load_dataset("cifar100", root=tmp_path, split="test")
     coarse = load_dataset("cifar100_coarse", root=tmp_path)

@@ -10,16 +10,16 @@ import pytest
 import torch
 from PIL import Image
 from safetensors.torch import load_file
+
 from selfsup.cli import main as cli
-from selfsup.train.build import load_checked_config
 from selfsup.data import load_dataset
 from selfsup.data.shards import ShardLoader, index_shards, open_shards, write_shards
-from selfsup.runs.evaluate import evaluate_run
 from selfsup.registry import ConfigError
+from selfsup.runs.evaluate import evaluate_run
 from selfsup.train import checkpoint
-from selfsup.train.build import method_from_config
-from selfsup.train.speed import measure_data_speed
+from selfsup.train.build import load_checked_config, method_from_config
 from selfsup.train.loop import train
+from selfsup.train.speed import measure_data_speed
 from selfsup.train.step import TrainStep
 from tests.train.test_loop import TINY  # the loop tests' tiny run settings
 
@@ -163,7 +163,8 @@ def test_shards_written_elsewhere_are_indexed_then_streamed(source, tmp_path):
         with tarfile.open(folder / name, "w", format=tarfile.PAX_FORMAT) as tar:
             for i in rows:
                 png = io.BytesIO()
-                Image.fromarray(source.images[i, :, :, 0]).convert("RGB").save(png, "PNG")  # colour: converted back to grey
+                # colour: converted back to grey
+                Image.fromarray(source.images[i, :, :, 0]).convert("RGB").save(png, "PNG")
                 for ext, data in (("png", png.getvalue()), ("cls", str(source.labels[i]).encode())):
                     info = tarfile.TarInfo(f"train/{i:06d}.{ext}")
                     info.size, info.mtime, info.uname = len(data), 1_700_000_000, "bigdata"
@@ -200,11 +201,17 @@ def test_corrupt_members_are_skipped_counted_and_warned_about_once(shard_dir, so
         batches = epoch_batches(loader)
     messages = sorted(str(w.message) for w in caught)
     assert len(messages) == 3
-    assert "shard-000000.tar: skipping corrupt member 000010.cls (InputError: label 12 is outside [0, 10))" in messages[0]
+    assert (
+        "shard-000000.tar: skipping corrupt member 000010.cls (InputError: label 12 is outside [0, 10))" in messages[0]
+    )
     assert "shard-000002.tar: skipping corrupt member 000130.png" in messages[1]
     assert "shard-000003.tar: skipping corrupt member 000200.cls" in messages[2]
     assert loader.skipped == 3
-    assert set(loader.corrupt) == {"shard-000000.tar:000010.cls", "shard-000002.tar:000130.png", "shard-000003.tar:000200.cls"}
+    assert set(loader.corrupt) == {
+        "shard-000000.tar:000010.cls",
+        "shard-000002.tar:000130.png",
+        "shard-000003.tar:000200.cls",
+    }
     seen = indices(batches)
     assert not {10, 130, 200} & set(seen) and len(batches) == N // 32 - 1  # 253 images: 7 whole batches
     assert_matches_source(batches, source)
@@ -247,8 +254,19 @@ def test_bad_paths_give_errors_naming_the_file(shard_dir, tmp_path):
 
 def shard_config(tmp_path, shard_dir, name, *extra, method="rotation"):
     tiny = [o for o in TINY if not o.startswith("data.subset")]
-    return load_checked_config(method, [f"out_dir={tmp_path}", f"name={name}", "data.name=shards", f"data.root={shard_dir}",
-                                "data.shuffle_buffer=64", *tiny, "train.batch_size=48", *extra])
+    return load_checked_config(
+        method,
+        [
+            f"out_dir={tmp_path}",
+            f"name={name}",
+            "data.name=shards",
+            f"data.root={shard_dir}",
+            "data.shuffle_buffer=64",
+            *tiny,
+            "train.batch_size=48",
+            *extra,
+        ],
+    )
 
 
 def test_training_on_shards_resumes_to_identical_weights(shard_dir, tmp_path, monkeypatch):
@@ -291,7 +309,12 @@ def test_prepare_shards_command_and_data_speed(tmp_path, capsys):
     info = json.loads((out / "shards.json").read_text())
     assert info["count"] == 10_000 and [s["count"] for s in info["shards"]] == [4000, 4000, 2000]
     assert (info["dataset"], info["split"]) == ("fashion_mnist", "test")
-    assert cli(["prepare", "fashion_mnist", "--shards", str(out)]) == 2 and "already holds shards" in capsys.readouterr().err
-    cfg = load_checked_config("rotation", ["data.name=shards", f"data.root={out}", "train.batch_size=64", "train.device=cpu"])
+    assert (
+        cli(["prepare", "fashion_mnist", "--shards", str(out)]) == 2
+        and "already holds shards" in capsys.readouterr().err
+    )
+    cfg = load_checked_config(
+        "rotation", ["data.name=shards", f"data.root={out}", "train.batch_size=64", "train.device=cpu"]
+    )
     r = measure_data_speed(cfg, batches=5)
     assert r["loader"] == "ShardLoader" and r["batches"] == 5 and r["images_per_s"] > 0

@@ -54,5 +54,6 @@ def test_tiles_invariance_compares_the_whole_image_with_the_mean_of_its_tiles(fm
     assert got["l2_between_mean"] == pytest.approx(between, abs=1e-4)
     assert got["relative_mean"] == pytest.approx(got["l2_mean"] / between, rel=1e-3)
     assert np.allclose(got["relative"], got["l2"] / between, rtol=1e-3)
-    other = invariance(backbone, small, 28, transforms=("tiles",), precision="fp32")["tiles"]  # 64 px, gap 2: other tiles
+    # 64 px, gap 2: other tiles
+    other = invariance(backbone, small, 28, transforms=("tiles",), precision="fp32")["tiles"]
     assert not np.allclose(other["l2"], got["l2"], atol=1e-3)

@@ -54,7 +54,10 @@ def test_info_nce_with_queue_matches_moco_equation():
     q, k = torch.randn(4, 6, generator=g), torch.randn(4, 6, generator=g)
     queue = F.normalize(torch.randn(7, 6, generator=g), dim=1)
     for t in (0.07, 0.2, 1.0):
-        assert abs(info_nce_with_queue(q, k, queue, temperature=t).item() - info_nce_queue_reference(q, k, queue, t)) < 1e-4
+        assert (
+            abs(info_nce_with_queue(q, k, queue, temperature=t).item() - info_nce_queue_reference(q, k, queue, t))
+            < 1e-4
+        )
 
 
 def test_info_nce_with_queue_closed_form_for_orthogonal_negatives():
@@ -62,7 +65,9 @@ def test_info_nce_with_queue_closed_form_for_orthogonal_negatives():
     q = torch.tensor([[3.0, 0.0, 0.0]])  # norm is irrelevant: normalized inside
     queue = torch.tensor([[0.0, 1.0, 0.0], [0.0, 0.0, 1.0], [0.0, -1.0, 0.0]])
     t = 0.2
-    assert info_nce_with_queue(q, q, queue, temperature=t).item() == pytest.approx(math.log(1 + 3 * math.exp(-1 / t)), rel=1e-5)
+    assert info_nce_with_queue(q, q, queue, temperature=t).item() == pytest.approx(
+        math.log(1 + 3 * math.exp(-1 / t)), rel=1e-5
+    )
 
 
 def test_info_nce_with_queue_sends_no_gradient_to_keys_or_queue():
@@ -82,7 +87,9 @@ def test_info_nce_in_batch_matches_loop_and_closed_form():
                for i in range(5)) / 5
     assert info_nce_in_batch(q, k, temperature=t).item() == pytest.approx(ref, abs=1e-5)
     eye = torch.eye(4)  # orthonormal queries equal to their keys: log(1 + (B - 1) exp(-1/t))
-    assert info_nce_in_batch(eye, eye, temperature=t).item() == pytest.approx(math.log(1 + 3 * math.exp(-1 / t)), rel=1e-5)
+    assert info_nce_in_batch(eye, eye, temperature=t).item() == pytest.approx(
+        math.log(1 + 3 * math.exp(-1 / t)), rel=1e-5
+    )
 
 
 def test_info_nce_in_batch_rejects_mismatched_shapes():

@@ -17,7 +17,9 @@ def test_rebalanced_cross_entropy_matches_cross_entropy_and_a_loop():
     logits = torch.randn(2, 5, 3, 4, generator=g)
     labels = torch.randint(0, 5, (2, 3, 4), generator=g)
     one_hot = F.one_hot(labels, 5).permute(0, 3, 1, 2).float()
-    torch.testing.assert_close(rebalanced_cross_entropy(logits, one_hot, torch.ones(2, 3, 4)), F.cross_entropy(logits, labels))
+    torch.testing.assert_close(
+        rebalanced_cross_entropy(logits, one_hot, torch.ones(2, 3, 4)), F.cross_entropy(logits, labels)
+    )
     soft = torch.softmax(torch.randn(2, 5, 3, 4, generator=g), dim=1)
     weights = torch.rand(2, 3, 4, generator=g)
     total = 0.0

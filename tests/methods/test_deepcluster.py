@@ -7,11 +7,11 @@ import torch
 from safetensors.torch import load_file
 
 from selfsup.augment import ViewAugment
-from selfsup.train.build import load_checked_config
 from selfsup.data import BatchLoader
 from selfsup.data.dataset import from_arrays
 from selfsup.methods.deepcluster import DeepCluster, cluster_balanced_weights, pca_whiten
 from selfsup.train import checkpoint
+from selfsup.train.build import load_checked_config
 from selfsup.train.loop import train
 from selfsup.train.step import TrainStep
 from tests.methods.tiny import tiny_method

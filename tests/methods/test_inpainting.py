@@ -1,4 +1,5 @@
-"""Context encoders (inpainting): the masked L2, the one-backward GAN split between the players, the vector bottleneck."""
+"""Context encoders (inpainting): the masked L2, the one-backward GAN split between players, the vector bottleneck."""
+
 import pytest
 import torch
 import torch.nn.functional as F

@@ -17,14 +17,13 @@ import torch
 from selfsup.augment import to_input
 from selfsup.augment.convert import to_unit_float
 from selfsup.augment.lab import rebalancing_weights, soft_encode, split_lab
-from selfsup.train.build import load_checked_config
+from selfsup.backbones.adapters import rgb_input
 from selfsup.data import load_dataset
 from selfsup.eval.frozen import evaluate_backbone
-from selfsup.backbones.adapters import rgb_input
 from selfsup.methods.colorization import pixel_grid, rebalanced_cross_entropy
 from selfsup.methods.inpainting import masked_l2
 from selfsup.train import checkpoint
-from selfsup.train.build import load_train_data, make_backbone, method_from_config
+from selfsup.train.build import load_checked_config, load_train_data, make_backbone, method_from_config
 from selfsup.train.loop import train
 
 
@@ -69,7 +68,9 @@ def colour_scores(method, images, prior_from):
 
 
 def test_colorization_beats_the_colour_prior_and_random_init_on_crops_it_did_not_train_on(tmp_path):
-    method, cfg = trained_method("colorization", tmp_path, ["data.subset=3072", "train.steps=150", "train.batch_size=32"])
+    method, cfg = trained_method(
+        "colorization", tmp_path, ["data.subset=3072", "train.steps=150", "train.batch_size=32"]
+    )
     crops = load_dataset("photos").images  # crops 3072.. of the same photos were never trained on
     s = colour_scores(method, crops[3072:3328], prior_from=crops[:512])
     assert s["loss"] < s["prior_loss"] - 0.2, s

@@ -15,8 +15,8 @@ def make(name, **kwargs):
 
 def test_simsiam_predictor_keeps_the_peak_lr_while_the_rest_decays(tmp_path):
     """SimSiam's predictor is trained at a fixed rate (the loop skips the schedule for groups marked fixed_lr)."""
-    from selfsup.train.build import load_checked_config
     from selfsup.train import checkpoint
+    from selfsup.train.build import load_checked_config
     from selfsup.train.loop import train
 
     method = make("simsiam")

@@ -1,4 +1,5 @@
-"""From a config to a method: the free-form sections checked against the registries, and the dataset's size passed on."""
+"""From a config to a method: free-form sections checked against the registries, the dataset's size passed on."""
+
 import pytest
 import torch
 
@@ -14,7 +15,8 @@ def test_make_method_passes_the_dataset_size_and_the_config_cannot_set_it():
     assert method.memory.bank.shape[0] == 37
     with pytest.raises(ConfigError, match="method.num_samples"):
         load_checked_config("npid", ["method.num_samples=37"])
-    rotation = method_from_config(load_checked_config("rotation", ["backbone.width=0.125"]), data)  # takes no num_samples
+    # takes no num_samples
+    rotation = method_from_config(load_checked_config("rotation", ["backbone.width=0.125"]), data)
     assert rotation.training and not any(b.shape[:1] == (37,) for b in rotation.buffers())  # built, nothing per image
 
 

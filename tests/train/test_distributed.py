@@ -123,7 +123,11 @@ def gather_with_grad_backward() -> dict[str, torch.Tensor]:
     everything = gather_with_grad(x)  # (8, 5)
     loss = torch.tanh(x @ w @ everything.T).pow(2).sum()  # this rank's rows against all rows
     loss.backward()
-    return {"gathered": everything.detach(), "loss_sum": mean_over_ranks(loss) * world_size(), "grad": cat_over_ranks(x.grad)}
+    return {
+        "gathered": everything.detach(),
+        "loss_sum": mean_over_ranks(loss) * world_size(),
+        "grad": cat_over_ranks(x.grad),
+    }
 
 
 @two_rank_check
@@ -182,7 +186,9 @@ def simclr_step_through_ddp() -> dict[str, torch.Tensor]:
     method.augment = FixedViews()
     method = method.to(memory_format=torch.channels_last).eval()  # as the loop does before wrapping
     model = distributed.wrap(method, torch.device("cpu"))  # DDP on 2 ranks, the method itself in one process
-    images = torch.randint(0, 256, (GLOBAL_BATCH, 3, 16, 16), dtype=torch.uint8, generator=torch.Generator().manual_seed(4))
+    images = torch.randint(
+        0, 256, (GLOBAL_BATCH, 3, 16, 16), dtype=torch.uint8, generator=torch.Generator().manual_seed(4)
+    )
     batch = Batch(local_rows(images), local_rows(torch.arange(GLOBAL_BATCH)))
     out = model(batch, 0)
     out.loss.backward()
@@ -198,7 +204,9 @@ def _tiny_backbone():
 
 
 def _global_images(seed: int) -> torch.Tensor:
-    return torch.randint(0, 256, (GLOBAL_BATCH, 3, 16, 16), dtype=torch.uint8, generator=torch.Generator().manual_seed(seed))
+    return torch.randint(
+        0, 256, (GLOBAL_BATCH, 3, 16, 16), dtype=torch.uint8, generator=torch.Generator().manual_seed(seed)
+    )
 
 
 def _ddp_grads(method: torch.nn.Module, prefixes: tuple[str, ...]) -> dict[str, torch.Tensor]:
@@ -370,7 +378,7 @@ def pirl_infonce_and_memory_bank_update() -> dict[str, torch.Tensor]:
 
 @two_rank_check
 def dino_loss_and_center_update() -> dict[str, torch.Tensor]:
-    """DINO's loss on given logits (student gradients averaged as DDP) and the centre, a mean over ALL ranks' teacher outputs."""
+    """DINO's loss on given logits (student gradients averaged as DDP) and the centre, a mean of ALL ranks' teachers."""
     from selfsup.losses import dino_loss, update_center
 
     g = torch.Generator().manual_seed(22)
@@ -482,8 +490,17 @@ def test_sinkhorn_on_one_rank_alone_would_be_caught():
 
 # --- training on 2 processes: torchrun, one set of outputs, resume --------------------------------------------------
 
-TINY = ["data.subset=256", "backbone.width=0.125", "train.batch_size=32", "train.precision=fp32", "train.progress=false",
-        "train.log_every=1", "train.warmup_steps=0", "train.steps=3", "train.ckpt_every=2"]
+TINY = [
+    "data.subset=256",
+    "backbone.width=0.125",
+    "train.batch_size=32",
+    "train.precision=fp32",
+    "train.progress=false",
+    "train.log_every=1",
+    "train.warmup_steps=0",
+    "train.steps=3",
+    "train.ckpt_every=2",
+]
 
 
 def _train_reference_and_killed_run(out_dir: str) -> None:
@@ -512,7 +529,8 @@ def test_torchrun_trains_writes_one_set_of_outputs_and_resumes_to_the_same_weigh
         "backbone.safetensors", "config.yaml", "done.json", "last.pt", "metrics.jsonl"]
     state = torch.load(killed / "last.pt", weights_only=True)
     assert state["step"] == 2 and len(state["rng_ranks"]) == WORLD and state["loader"]["world_size"] == WORLD
-    assert not torch.equal(state["rng_ranks"][0]["cpu"], state["rng_ranks"][1]["cpu"])  # each rank its own augmentations
+    # each rank its own augmentations
+    assert not torch.equal(state["rng_ranks"][0]["cpu"], state["rng_ranks"][1]["cpu"])
 
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={WORLD}",

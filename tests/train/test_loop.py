@@ -6,9 +6,9 @@ import torch
 from safetensors.torch import load_file
 
 import selfsup.train.loop as loop
-from selfsup.train.build import load_checked_config
-from selfsup.train import checkpoint
 from selfsup.runs.folder import load_backbone
+from selfsup.train import checkpoint
+from selfsup.train.build import load_checked_config
 from selfsup.train.loop import RunExistsError, train
 from selfsup.train.step import NonFiniteLossError, TrainStep
 
@@ -105,7 +105,9 @@ def test_collapsed_encoder_is_flagged_in_the_log_and_warned(tmp_path, monkeypatc
         return method
 
     monkeypatch.setattr(loop, "method_from_config", collapsed)  # what train() builds its method with
-    cfg = load_checked_config("simclr", [f"out_dir={tmp_path}", "name=collapsed", *TINY, "train.steps=2", "train.lr=1e-8"])
+    cfg = load_checked_config(
+        "simclr", [f"out_dir={tmp_path}", "name=collapsed", *TINY, "train.steps=2", "train.lr=1e-8"]
+    )
     with pytest.warns(UserWarning, match="collapsed"):
         run = train(cfg)
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]

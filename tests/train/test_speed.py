@@ -1,12 +1,13 @@
 """``selfsup speed``: counted backbone inputs, a ratio from them, FLOP/s, memory, Markdown and JSON."""
 import json
+
 import pytest
 import torch
 
 from selfsup.backbones.profile import count_flops
 from selfsup.cli import main
-from selfsup.train.build import load_checked_config
 from selfsup.train import speed
+from selfsup.train.build import load_checked_config
 from selfsup.train.speed import BackboneCall, format_markdown, format_report, measure_speed
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -115,5 +116,7 @@ def test_speed_rejects_zero_steps():
 
 
 def test_speed_runs_the_epoch_hook_first_so_deepcluster_has_pseudo_labels():
-    r = measure_speed(load_checked_config("deepcluster", [*TINY, "method.num_clusters=4"]), steps=1, warmup=1, matmul_seconds=0.01)
+    r = measure_speed(
+        load_checked_config("deepcluster", [*TINY, "method.num_clusters=4"]), steps=1, warmup=1, matmul_seconds=0.01
+    )
     assert r["backbone_inputs_per_step"] == 4 and r["images_per_s"] > 0
