@@ -30,7 +30,7 @@ def test_eval_writes_json_beside_the_run_for_trained_and_random_init(tmp_path, c
 
     assert main(["train", "rotation", f"out_dir={tmp_path}", "name=r", "data.subset=256", "backbone.width=0.125",
                  "train.steps=2", "train.warmup_steps=0", "train.batch_size=32", "train.progress=false",
-                 "eval.linear=false"]) == 0
+                 "eval.linear=false", "eval.precision=fp32"]) == 0
     assert main(["eval", str(tmp_path / "r")]) == 0
     assert "knn_top1" in capsys.readouterr().out
     assert main(["eval", str(tmp_path / "r"), "--random-init"]) == 0
@@ -38,6 +38,7 @@ def test_eval_writes_json_beside_the_run_for_trained_and_random_init(tmp_path, c
     random_init = json.loads((tmp_path / "r" / "eval_random_init.json").read_text())
     assert trained["weights"] == "trained" and random_init["weights"] == "random_init"
     assert 10 < trained["knn_top1"] <= 100 and trained["test_split"] == "test"
+    assert trained["precision"] == random_init["precision"] == "fp32"  # eval.precision reached the protocols
 
 
 def test_eval_of_a_folder_that_is_not_a_run_is_a_clear_error(tmp_path, capsys):
@@ -58,3 +59,14 @@ def test_overrides_after_options_are_applied_and_unknown_arguments_fail(capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["train", "rotation", "--bogus"])
     assert exit_info.value.code == 2 and "unrecognized arguments: --bogus" in capsys.readouterr().err
+
+
+def test_a_bug_keeps_its_traceback_instead_of_the_one_line_bad_input_exit(monkeypatch):
+    import selfsup.runs.evaluate as evaluate
+
+    def broken(*args, **kwargs):
+        raise ValueError("an internal inconsistency")  # a bug, not something the user typed
+
+    monkeypatch.setattr(evaluate, "evaluate_run", broken)
+    with pytest.raises(ValueError, match="internal inconsistency"):
+        main(["eval", "runs/anything"])

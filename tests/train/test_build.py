@@ -60,3 +60,19 @@ def test_method_option_value_is_type_checked():
 def test_augment_option_value_is_type_checked():
     with pytest.raises(ConfigError, match=r"'flip_p'='often'"):
         load_checked_config("simclr", ["augment.flip_p=often"])
+
+
+@pytest.mark.parametrize("channels_last", [True, False])
+def test_train_channels_last_decides_every_convolutions_memory_format(channels_last):
+    cfg = load_checked_config("simclr", ["backbone.width=0.125", "train.precision=fp32",
+                                         f"train.channels_last={str(channels_last).lower()}"])
+    data = from_arrays(torch.randint(0, 256, (8, 28, 28), dtype=torch.uint8))
+    method = method_from_config(cfg, data)
+    formats = []
+    for conv in (m for m in method.backbone.modules() if isinstance(m, torch.nn.Conv2d)):
+        conv.register_forward_hook(lambda m, i, out: formats.append(
+            out.is_contiguous(memory_format=torch.channels_last) and not out.is_contiguous()))
+    from selfsup.data.batch import Batch
+
+    method(Batch(torch.from_numpy(data.images[:4]).permute(0, 3, 1, 2).contiguous(), torch.arange(4)), 0)
+    assert formats and all(f == channels_last for f in formats)
