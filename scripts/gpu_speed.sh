@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU speed benchmark (README "Speed on a GPU"): `selfsup speed` in bf16 for ResNet-18 at 32 px and
+# The GPU speed benchmark (docs/speed.md#on-a-gpu): `selfsup speed` in bf16 for ResNet-18 at 32 px and
 # ResNet-50 at 224 px (ImageNet stem; Fashion-MNIST resized, so no download), then the data path alone.
 #   scripts/gpu_speed.sh OUT_DIR [key=value ...]   extra overrides go to every run (e.g. data.root=DIR)
 # Writes OUT_DIR/{r18_32_b256,r18_32_b1024,r50_224,r50_224_swav,compiled,compiled_r50}.json and prints the reports.

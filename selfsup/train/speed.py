@@ -310,7 +310,7 @@ def format_markdown(results: list[dict]) -> str:
 
 def _failed(err: Exception) -> str:
     first = str(err).strip().splitlines()[0][:200] if str(err).strip() else ""
-    print(f"torch.compile failed on this machine ({type(err).__name__}: {first}); measuring without it")
+    print(f"torch.compile failed ({type(err).__name__}: {first}); measuring without it")
     return f"failed ({type(err).__name__}), measured without"
 
 
