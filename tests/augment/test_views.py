@@ -208,7 +208,7 @@ def test_grey_input_gives_the_views_of_its_rgb_copy():
     torch.testing.assert_close(a, b, rtol=0, atol=1e-4)
 
 
-@pytest.mark.skipif(not FASHION_MNIST.exists(), reason=f"{FASHION_MNIST} is not installed (scripts/setup.sh installs it)")
+@pytest.mark.skipif(not FASHION_MNIST.exists(), reason=f"{FASHION_MNIST} is missing (scripts/setup.sh installs it)")
 def test_views_of_real_fashion_mnist_images():
     x = torch.tensor(load_dataset("fashion_mnist", split="test").images[:16]).permute(0, 3, 1, 2)  # (16, 1, 28, 28)
     aug = ViewAugment(28, blur_p=0.5, solarize_p=0.2, mean=(0.286,), std=(0.353,))
