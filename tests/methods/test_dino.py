@@ -4,42 +4,28 @@ import torch
 
 from selfsup.augment import ViewAugment
 from selfsup.backbones import build_backbone
-from selfsup.config import TrainConfig
 from selfsup.methods import build_method
 from selfsup.train.build import load_checked_config
-from selfsup.train.step import TrainStep, ema_update
-from tests.methods.tiny import tiny_method, uint8_batch
+from selfsup.train.step import ema_update
+from tests.methods.tiny import loop_step, tiny_multicrop, uint8_batch
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-def _batch(n=8, size=16, seed=0):
-    return uint8_batch(n, size, seed=seed)
-
-
-def _method(name, **kwargs):
-    return tiny_method(name, n_small_crops=2, small_size=8, **kwargs)
-
-
-def _step(method):
-    """The loop's own step for ``method``: SGD at lr 0.5, fp32."""
-    return TrainStep(method, TrainConfig(steps=100, lr=0.5, precision="fp32"))
-
-
 def test_dino_teacher_starts_as_the_student_gets_no_gradient_and_follows_by_ema():
-    m = _method("dino", out_dim=32, hidden_dim=16, bottleneck_dim=8, freeze_last_layer_steps=1)
+    m = tiny_multicrop("dino", out_dim=32, hidden_dim=16, bottleneck_dim=8, freeze_last_layer_steps=1)
     assert m.ema_momentum() == 0.996
     pairs = m.ema_pairs()
     for online, target in pairs:
         for p_o, p_t in zip(online.parameters(), target.parameters()):
             assert torch.equal(p_o, p_t) and not p_t.requires_grad
-    step_fn = _step(m)
+    step_fn = loop_step(m)
     last_before = m.head.last.detach().clone()
-    step_fn(_batch(), 0)
+    step_fn(uint8_batch(), 0)
     assert m.head.last.grad is None and torch.equal(m.head.last, last_before)  # frozen at step 0
     assert all(p.grad is None for p in m.teacher_backbone.parameters())
     assert m.center.abs().sum() > 0  # the centre moved off zero toward the teacher's mean
-    step_fn(_batch(seed=1), 1)
+    step_fn(uint8_batch(seed=1), 1)
     assert m.head.last.grad is not None
     teacher_before = [p.clone() for p in m.teacher_head.parameters()]
     ema_update(pairs, 0.9)
@@ -48,14 +34,14 @@ def test_dino_teacher_starts_as_the_student_gets_no_gradient_and_follows_by_ema(
 
 
 def test_dino_teacher_temperature_warms_up_linearly_then_stays():
-    m = _method("dino", out_dim=32, hidden_dim=16, bottleneck_dim=8, teacher_temperature_warmup_steps=10)
+    m = tiny_multicrop("dino", out_dim=32, hidden_dim=16, bottleneck_dim=8, teacher_temperature_warmup_steps=10)
     temps = [m.teacher_temperature_at(s) for s in (0, 5, 10, 1000)]
     assert temps == pytest.approx([0.04, 0.055, 0.07, 0.07])
-    assert _method("dino", out_dim=32, hidden_dim=16).teacher_temperature_at(0) == 0.07  # no warm-up
+    assert tiny_multicrop("dino", out_dim=32, hidden_dim=16).teacher_temperature_at(0) == 0.07  # no warm-up
 
 
 def test_dino_head_last_layer_is_weight_normalized():
-    m = _method("dino", out_dim=32, hidden_dim=16, bottleneck_dim=8)
+    m = tiny_multicrop("dino", out_dim=32, hidden_dim=16, bottleneck_dim=8)
     with torch.no_grad():
         m.head.last.mul_(7.0)  # the scale of v does not matter, only its direction
     x = torch.randn(5, m.backbone.out_dim)
@@ -68,7 +54,7 @@ def test_dino_rejects_bad_arguments_by_name():
     for kwargs, name in (({"momentum": 1.5}, "momentum"), ({"teacher_temperature": 0.0}, "teacher_temperature"),
                          ({"freeze_last_layer_steps": -1}, "freeze_last_layer_steps")):
         with pytest.raises(ValueError, match=name):
-            _method("dino", **kwargs)
+            tiny_multicrop("dino", **kwargs)
 
 
 def test_bundled_config_builds_two_28px_views_and_its_14px_small_crops():

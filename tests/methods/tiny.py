@@ -5,8 +5,10 @@ import torch
 
 from selfsup.augment import ViewAugment
 from selfsup.backbones import build_backbone
+from selfsup.config import TrainConfig
 from selfsup.data import Batch
 from selfsup.methods import Method, build_method
+from selfsup.train.step import TrainStep
 
 
 def tiny_method(name: str, augment: ViewAugment | None = None, **kwargs) -> Method:
@@ -14,6 +16,16 @@ def tiny_method(name: str, augment: ViewAugment | None = None, **kwargs) -> Meth
     torch.manual_seed(0)
     backbone = build_backbone("resnet18_v1", width=0.125, stem="small")
     return build_method(name, backbone=backbone, augment=augment if augment is not None else ViewAugment(16), **kwargs)
+
+
+def tiny_multicrop(name: str, **kwargs) -> Method:
+    """A multi-crop method (SwAV, DINO) with two 8 px small crops beside its 16 px views."""
+    return tiny_method(name, n_small_crops=2, small_size=8, **kwargs)
+
+
+def loop_step(method: Method) -> TrainStep:
+    """The loop's own step for ``method``: SGD at lr 0.5, fp32."""
+    return TrainStep(method, TrainConfig(steps=100, lr=0.5, precision="fp32"))
 
 
 def geometric_views(size: int = 28) -> ViewAugment:
