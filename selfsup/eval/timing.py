@@ -107,7 +107,7 @@ def _print_table(title: str, rows: list[tuple[str, float, str]]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="selfsup bench-eval", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="selfsup eval-timing", description=__doc__.splitlines()[0])
     parser.add_argument("--n-train", type=int, default=60_000)
     parser.add_argument("--n-test", type=int, default=10_000)
     parser.add_argument("--dim", type=int, default=512)
