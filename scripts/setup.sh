@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs everything selfsup needs on a fresh Debian machine (as root, registries only):
-# the Fashion-MNIST Debian package, Debian's chromium (the headless browser tests/test_report_html.py
+# the Fashion-MNIST Debian package, Debian's chromium (the headless browser tests/runs/report/test_html.py
 # opens the HTML report in; never a downloaded browser), the CPU build of torch 2.13.0 FIRST (a bare `torch`
 # would pull several GB of CUDA wheels), then this package with its test extras.
 set -euo pipefail

@@ -38,7 +38,7 @@ from selfsup.backbones.base import Backbone
 from selfsup.backbones.profile import count_flops, peak_allocated_bytes
 from selfsup.config import RunConfig
 from selfsup.data import Batch
-from selfsup.hardware import device_name, keep_freed_cpu_memory, resolve_device, synchronize
+from selfsup.hardware import cpu_has_fast_bf16, device_name, keep_freed_cpu_memory, resolve_device, synchronize
 from selfsup.methods import Method
 from selfsup.precision import autocast
 from selfsup.registry import InputError
@@ -97,6 +97,8 @@ def matmul_flops(dtype: torch.dtype, device: torch.device, sizes: tuple[int, ...
     ``seconds`` (bf16 on a CPU without bf16 instructions) ends the search there.
     """
     sizes = sizes or ((8192,) if device.type == "cuda" else (1024, 2048))
+    if dtype == torch.bfloat16 and device.type == "cpu" and not cpu_has_fast_bf16():
+        sizes = sizes[:1]  # emulated bf16: one product of the smallest size already takes seconds
     best = 0.0
     for n in sizes:
         a = torch.randn(n, n, device=device).to(dtype)
