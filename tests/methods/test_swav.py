@@ -2,11 +2,7 @@
 import pytest
 import torch
 
-from selfsup.augment import ViewAugment
-from selfsup.backbones import build_backbone
-from selfsup.methods import build_method
-from selfsup.train.build import load_checked_config
-from tests.methods.tiny import loop_step, tiny_multicrop, uint8_batch
+from tests.methods.tiny import bundled_crop_sides, loop_step, tiny_multicrop, uint8_batch
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -59,10 +55,5 @@ def test_swav_rejects_bad_arguments_by_name():
 
 
 def test_bundled_config_builds_two_28px_views_and_its_14px_small_crops():
-    cfg = load_checked_config("swav", ["backbone.width=0.125"])
-    kwargs = dict(cfg.method)
-    assert kwargs.pop("name") == "swav"
-    backbone = build_backbone(cfg.backbone["name"], stem="small", width=0.125)
-    m = build_method("swav", backbone=backbone, augment=ViewAugment(28, **cfg.augment), **kwargs)
-    crops = m.multicrop(uint8_batch(2, 28).images)
-    assert [c.shape[-1] for c in crops] == [28, 28] + [14] * kwargs["n_small_crops"]
+    sides, n_small = bundled_crop_sides("swav")
+    assert sides == [28, 28] + [14] * n_small

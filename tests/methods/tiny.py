@@ -48,3 +48,16 @@ def backbone_inputs(method: Method, batch: Batch) -> tuple[list[tuple[int, ...]]
     out = method.training_step(batch, 0)
     hook.remove()
     return seen, out
+
+
+def bundled_crop_sides(name: str) -> tuple[list[int], int]:
+    """The sides of the crops ``name``'s bundled config makes of 28 px images, and its number of small crops."""
+    from selfsup.train.build import load_checked_config
+
+    cfg = load_checked_config(name, ["backbone.width=0.125"])
+    kwargs = dict(cfg.method)
+    assert kwargs.pop("name") == name
+    backbone = build_backbone(cfg.backbone["name"], stem="small", width=0.125)
+    m = build_method(name, backbone=backbone, augment=ViewAugment(28, **cfg.augment), **kwargs)
+    return [c.shape[-1] for c in m.multicrop(uint8_batch(2, 28).images)], kwargs["n_small_crops"]
+
