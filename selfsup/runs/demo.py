@@ -33,8 +33,9 @@ def run_demo(overrides: list[str] = (), out_dir: str = "runs") -> dict:
     trained = evaluate_run(run_dir, protocols, progress=False)
     random_init = evaluate_run(run_dir, protocols, random_init=True, progress=False)
     e = cfg.eval
-    pixels = evaluate_pixels(load_train_data(cfg, split=cfg.data.split), load_train_data(cfg, split=cfg.data.eval_split),
-                             knn_k=e.knn_k, knn_temperature=e.knn_temperature, linear=e.linear, seed=cfg.train.seed)
+    pixels = evaluate_pixels(load_train_data(cfg, split=cfg.data.split),
+                             load_train_data(cfg, split=cfg.data.eval_split), knn_k=e.knn_k,
+                             knn_temperature=e.knn_temperature, linear=e.linear, seed=cfg.train.seed)
     trained["raw_pixels"] = pixels
     eval_file(run_dir).write_text(json.dumps(trained, indent=2))
     rows = {f"{cfg.method['name']}-trained encoder ({train_minutes:.1f} min)": trained,
@@ -51,7 +52,8 @@ def run_demo(overrides: list[str] = (), out_dir: str = "runs") -> dict:
 
 
 def format_table(rows: dict, cfg: RunConfig) -> str:
-    lines = [f"{cfg.data.name} {cfg.data.eval_split} split; kNN: k={cfg.eval.knn_k}, T={cfg.eval.knn_temperature}, cosine; "
+    e = cfg.eval
+    lines = [f"{cfg.data.name} {cfg.data.eval_split} split; kNN: k={e.knn_k}, T={e.knn_temperature}, cosine; "
              "linear: L-BFGS logistic regression, L2 chosen on a held-out 10% of the training split.", "",
              "| representation | dims | kNN top-1 | linear top-1 |", "|---|---:|---:|---:|"]
     for name, r in rows.items():

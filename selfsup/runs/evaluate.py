@@ -71,7 +71,8 @@ class RunEval:
         """Train and test features of ``layers``, read from the cache or extracted once into it."""
         extract = pooled_features(self.backbone, pool, device=self.device, precision=self.precision, size=self.size,
                                   batch_size=self.cfg.eval.batch_size, channels_last=self.cfg.train.channels_last)
-        train, test = (self.cache.get_or_extract(self.cache_tag, split, layers, pool, lambda missing, ds=ds: extract(ds, missing))
+        train, test = (self.cache.get_or_extract(self.cache_tag, split, layers, pool,
+                                                 lambda missing, ds=ds: extract(ds, missing))
                        for split, ds in (("train", self.train), ("test", self.test)))
         return train, test
 
@@ -106,7 +107,8 @@ def clustering(run: RunEval) -> dict:
 def sgd(run: RunEval) -> dict:
     r = sgd_probe(run.backbone, run.train, run.test, run.size, device=run.device, precision=run.precision,
                   seed=run.seed, progress=run.progress)
-    return {"sgd_probe": {"top1": r.top1, "top5": r.top5, "lr": r.lr, "val_top1": {str(k): v for k, v in r.val_top1.items()}}}
+    return {"sgd_probe": {"top1": r.top1, "top5": r.top5, "lr": r.lr,
+                          "val_top1": {str(k): v for k, v in r.val_top1.items()}}}
 
 
 def layers(run: RunEval) -> dict:
@@ -157,7 +159,8 @@ PROTOCOLS.register("invariance", Protocol(invariances, "invariance", "how far ro
 
 def default_protocols(cfg: RunConfig) -> tuple[str, ...]:
     """The protocols run when none is named: the defaults, without the linear probe if ``eval.linear: false``."""
-    return tuple(n for n in PROTOCOLS.names_in_order() if PROTOCOLS.get(n).default and (n != "linear" or cfg.eval.linear))
+    return tuple(n for n in PROTOCOLS.names_in_order()
+                 if PROTOCOLS.get(n).default and (n != "linear" or cfg.eval.linear))
 
 
 def protocols_help() -> str:
@@ -197,7 +200,8 @@ def evaluate_run(run_dir: str | Path, protocols: tuple[str, ...] | None = None, 
     path = eval_file(run_dir, random_init, dataset)
     results = json.loads(path.read_text()) if path.exists() else {}
     results.update(run=str(run_dir), weights=run.weights, dataset=dataset or cfg.data.name,
-                   train_split="train" if dataset else cfg.data.split, test_split="test" if dataset else cfg.data.eval_split,
+                   train_split="train" if dataset else cfg.data.split,
+                   test_split="test" if dataset else cfg.data.eval_split,
                    train_images=len(run.train), test_images=len(run.test), precision=run.precision)
     pretext = None if random_init else last_pretext_acc(run_dir)
     if pretext is not None:
@@ -210,7 +214,7 @@ def evaluate_run(run_dir: str | Path, protocols: tuple[str, ...] | None = None, 
             print(f"[{run.weights}] {name}...", flush=True)
         results.update(PROTOCOLS.get(name).run(run))
         results.setdefault("timing_s", {})[name] = round(time.perf_counter() - t0, 1)
-        path.write_text(json.dumps(results, indent=2))  # after each protocol: a killed evaluation keeps what it finished
+        path.write_text(json.dumps(results, indent=2))  # after each protocol: a killed evaluation keeps its work
     return results
 
 

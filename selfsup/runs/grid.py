@@ -41,7 +41,7 @@ import traceback
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import yaml
 
@@ -166,7 +166,8 @@ def parse_grid(data: dict, source: str = "", out_dir: str | Path | None = None) 
     _positive(g.eval.pool_to, "eval.pool_to")
     shared = _flat_overrides(g.overrides, "overrides")
     if (b.steps or b.minutes) and any(o.split("=")[0] in ("train.steps", "train.warmup_steps") for o in shared):
-        raise ConfigError("grid 'overrides' must not set train.steps or train.warmup_steps when 'budget' sets the length")
+        raise ConfigError("grid 'overrides' must not set train.steps or train.warmup_steps "
+                          "when 'budget' sets the length")
 
     methods = [(str(m.label or Path(m.config).stem), m.config, _flat_overrides(m.overrides, f"methods[{i}].overrides"))
                for i, m in enumerate(g.methods)]
@@ -175,7 +176,8 @@ def parse_grid(data: dict, source: str = "", out_dir: str | Path | None = None) 
     backbones = []
     for i, entry in enumerate(g.backbones):
         if "width" in entry.options or "name" in entry.options:
-            raise ConfigError(f"grid key backbones[{i}].options must be a mapping of backbone options other than name and width")
+            raise ConfigError(f"grid key backbones[{i}].options must be a mapping of backbone options "
+                              "other than name and width")
         for w in entry.widths:
             _positive(w, f"backbones[{i}].widths", float)
             backbones.append((entry.name, float(w), entry.options))
@@ -245,8 +247,9 @@ def cell_state(run_dir: Path, protocols: tuple[str, ...]) -> str:
     return "interrupted" if (run_dir / "last.pt").exists() else "new"
 
 
-def run_grid(grid: Grid, print_fn=partial(print, flush=True)) -> dict[str, dict]:
+def run_grid(grid: Grid, print_fn: Callable | None = None) -> dict[str, dict]:
     """Train and evaluate every unfinished cell; returns (and writes) the grid status, cell name -> record."""
+    print_fn = print_fn or partial(print, flush=True)
     grid.out_dir.mkdir(parents=True, exist_ok=True)
     status_path = grid.out_dir / STATUS_FILE
     status = json.loads(status_path.read_text()) if status_path.exists() else {}
@@ -297,7 +300,8 @@ def run_grid(grid: Grid, print_fn=partial(print, flush=True)) -> dict[str, dict]
         record = {"status": "running", "started_as": state}
         cells_status[cell.name] = record
         save()
-        print_fn(f"{head}: {'resuming' if state == 'interrupted' else 'evaluating' if state == 'needs_eval' else 'starting'}...")
+        doing = {"interrupted": "resuming", "needs_eval": "evaluating"}.get(state, "starting")
+        print_fn(f"{head}: {doing}...")
         try:
             if state in ("new", "interrupted"):
                 info["train_seconds"] = info.get("train_seconds", 0.0) if state == "interrupted" else 0.0
@@ -325,14 +329,15 @@ def run_grid(grid: Grid, print_fn=partial(print, flush=True)) -> dict[str, dict]
             print_fn(f"{head}: FAILED ({type(err).__name__}: {err}); traceback in {run_dir / 'error.txt'}")
         save()
     failed = [n for n in (c.name for c in grid.cells) if cells_status[n]["status"] == "failed"]
-    print_fn(f"grid: {len(grid.cells) - len(failed)}/{len(grid.cells)} cells done in {(time.perf_counter() - t_grid) / 60:.1f} min"
+    minutes = (time.perf_counter() - t_grid) / 60
+    print_fn(f"grid: {len(grid.cells) - len(failed)}/{len(grid.cells)} cells done in {minutes:.1f} min"
              + (f"; failed: {', '.join(failed)}" if failed else "") + f"; status in {status_path}")
     save()
     return {c.name: cells_status[c.name] for c in grid.cells}
 
 
 def _start(cell: Cell, grid: Grid, run_dir: Path, info: dict) -> RunConfig:
-    """A cell's config with its step budget; leftovers of an attempt that failed before its first checkpoint are cleared."""
+    """A cell's config with its step budget; clears what an attempt left before its first checkpoint."""
     for stale in ("metrics.jsonl", "error.txt", "tb"):
         path = run_dir / stale
         shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)

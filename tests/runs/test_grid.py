@@ -4,10 +4,10 @@ import json
 import pytest
 import yaml
 
-from selfsup.runs import grid as grid_mod
 from selfsup.cli import main
-from selfsup.runs.grid import GRID_DIR, Budget, calibrate_steps, load_grid, parse_grid, run_grid, with_budget
 from selfsup.registry import ConfigError
+from selfsup.runs import grid as grid_mod
+from selfsup.runs.grid import GRID_DIR, Budget, calibrate_steps, load_grid, parse_grid, run_grid, with_budget
 from selfsup.train.step import TrainStep
 
 

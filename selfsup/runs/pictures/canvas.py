@@ -51,6 +51,7 @@ def save(fig: Figure, path: str | Path, title: str | None = None) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     if title:
         fig.suptitle(title, fontsize=9)
-    fig.subplots_adjust(left=0.04, right=0.98, bottom=0.02, top=0.9, wspace=0.3, hspace=0.45)  # tight_layout: 10x slower
+    # fixed margins: tight_layout is about ten times slower per figure
+    fig.subplots_adjust(left=0.04, right=0.98, bottom=0.02, top=0.9, wspace=0.3, hspace=0.45)
     fig.savefig(path, format="png", dpi=100)
     return path

@@ -6,8 +6,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from selfsup.runs.pictures import DRAWERS
 from selfsup.registry import InputError
+from selfsup.runs.pictures import DRAWERS
 
 
 def _images(dataset: str, n: int) -> torch.Tensor:

@@ -40,6 +40,7 @@ def draw(images: torch.Tensor, path: str | Path, method=None, max_images: int = 
         x = to_input(images.to(device), mean, std)  # (B, 3, H, W) normalised as in training
         filled = method.inpaint(x, mask.to(device)).cpu()
         method.train(was_training)
-        columns.append(("reconstruction", filled * torch.tensor(std).view(1, 3, 1, 1) + torch.tensor(mean).view(1, 3, 1, 1)))
+        std_, mean_ = (torch.tensor(v).view(1, 3, 1, 1) for v in (std, mean))
+        columns.append(("reconstruction", filled * std_ + mean_))
     columns.append(("truth", truth))
     return _grid(columns, path, plt)

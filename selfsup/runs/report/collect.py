@@ -64,13 +64,13 @@ def read_run(run_dir: str | Path) -> dict:
     backbone = cfg.get("backbone") or {}
     train = cfg.get("train") or {}
     records = read_metrics(run_dir)
-    clustering = results.get("clustering") or {}
     nmi = _first_nmi(results)
     pretext = results.get("pretext_acc")
     if pretext is None:
         accs = [r["pretext_acc"] for r in records if "pretext_acc" in r]
         pretext = sum(accs[-5:]) / len(accs[-5:]) if accs else None
-    minutes = cell["train_seconds"] / 60 if "train_seconds" in cell else training_minutes(records, train.get("batch_size", 0))
+    minutes = (cell["train_seconds"] / 60 if "train_seconds" in cell
+               else training_minutes(records, train.get("batch_size", 0)))
     return {
         "name": run_dir.name,
         "dir": str(run_dir),

@@ -24,7 +24,8 @@ def _cached(run_dir: Path, dataset: str) -> tuple[np.ndarray, np.ndarray] | None
     weights = run_dir / BACKBONE_FILE
     if not weights.exists():
         return None
-    for folder in sorted((run_dir / "features").glob(features_tag(f"trained-{file_digest(weights)}", "*", dataset, "*"))):
+    pattern = features_tag(f"trained-{file_digest(weights)}", "*", dataset, "*")
+    for folder in sorted((run_dir / "features").glob(pattern)):
         train, test = (folder / split / "pre_logits__poolnone.npy" for split in ("train", "test"))
         if train.exists() and test.exists():
             return np.load(train, mmap_mode="r"), np.load(test, mmap_mode="r")  # sliced and copied by the caller

@@ -28,7 +28,8 @@ FIGURE_PREFIX = "fig-"
 class Section:
     title: str
     anchor: str
-    blocks: list[tuple] = field(default_factory=list)  # ("p", text) | ("note", text) | ("table", id, headers, rows) | ("img", file, caption)
+    # ("p", text) | ("note", text) | ("table", id, headers, rows) | ("img", file, caption)
+    blocks: list[tuple] = field(default_factory=list)
 
     def note(self, text: str) -> None:
         self.blocks.append(("note", text))
@@ -57,8 +58,9 @@ class Context:
 def results_section(ctx: Context) -> Section:
     s = Section("Results", "results")
     headers, rows = tables.results_rows(ctx.runs)
-    s.blocks.append(("p", f"{len(ctx.runs)} runs. Accuracies are on the test split (percent); pretext acc is the pretext "
-                          "task's own accuracy over its last logged batches; NMI of k-means with k = number of classes. "
+    s.blocks.append(("p", f"{len(ctx.runs)} runs. Accuracies are on the test split (percent); pretext acc is the "
+                          "pretext task's own accuracy over its last logged batches; NMI of k-means with k = number "
+                          "of classes. "
                           "(random init): the same architecture untrained, where evaluated."))
     s.blocks.append(("table", "results", headers, rows))
     if ctx.failures:
@@ -80,7 +82,8 @@ def rankings_section(ctx: Context) -> Section:
     headers, rows = tables.ranking_rows(by_method, "backbones")
     s.blocks.append(("table", "ranking-backbones", ["method", headers[1]], rows))
     matrices = {}
-    for scores, what in ((by_backbone, "method rankings under each backbone"), (by_method, "backbone rankings of each method")):
+    for scores, what in ((by_backbone, "method rankings under each backbone"),
+                         (by_method, "backbone rankings of each method")):
         if len(scores) < 2:
             continue
         for kind in ("kendall", "spearman"):
@@ -160,7 +163,8 @@ def invariance_section(ctx: Context) -> Section:
         s.note("skipped: no run has invariance distances (selfsup eval RUN --protocol invariance).")
         return s
     for (transform, metric), distances in sorted(found.items()):
-        path = plots.invariance_histograms(distances, ctx.figure(f"invariance-{transform}-{metric}"), transform=transform,
+        path = plots.invariance_histograms(distances, ctx.figure(f"invariance-{transform}-{metric}"),
+                                           transform=transform,
                                            metric="relative" if metric == "relative" else "L2 distance")
         caption = f"L2 distance between the normalized pre-logits of x and {transform}(x)"
         relative = ", divided by the mean L2 distance between two images" if metric == "relative" else ""
@@ -213,14 +217,16 @@ def embedding_sections(ctx: Context) -> list[Section]:
     for r in chosen:
         label = ctx.label(r)
         try:
-            train_f, train, test_f, test = run_features(r["dir"], ctx.retrieval_train, ctx.embed_points, ctx.device, datasets)
+            train_f, train, test_f, test = run_features(r["dir"], ctx.retrieval_train, ctx.embed_points, ctx.device,
+                                                        datasets)
         except (OSError, ValueError) as err:  # e.g. the dataset's folder is missing here
             for s in (retrieval, maps):
                 s.note(f"{label}: skipped, its data could not be read ({type(err).__name__}: {err}).")
             continue
         queries = pick_queries(test.labels, 8)
         nn_idx = nearest_neighbours(train_f, test_f[queries], k=8)  # (Q, k)
-        images = np.stack([np.asarray(train.images[i]) for i in nn_idx.ravel()]).reshape(*nn_idx.shape, *train.images.shape[1:])
+        images = np.stack([np.asarray(train.images[i]) for i in nn_idx.ravel()])
+        images = images.reshape(*nn_idx.shape, *train.images.shape[1:])
         path = plots.retrieval_grid(np.asarray(test.images[queries]), images, ctx.figure(f"retrieval-{r['name']}"),
                                     query_labels=None if test.labels is None else test.labels[queries],
                                     neighbour_labels=None if train.labels is None else train.labels[nn_idx],
@@ -229,7 +235,8 @@ def embedding_sections(ctx: Context) -> list[Section]:
                                                    f"{len(train_f)} training images by cosine similarity "
                                                    "(green: same class)."))
         points = tsne_2d(test_f, seed=0)
-        path = plots.embedding_map(points, test.labels, ctx.figure(f"tsne-{r['name']}"), class_names=test.classes, title=label)
+        path = plots.embedding_map(points, test.labels, ctx.figure(f"tsne-{r['name']}"), class_names=test.classes,
+                                   title=label)
         maps.blocks.append(("img", path.name, f"{label}: t-SNE of the pre-logits of {len(test_f)} test images, "
                                               "coloured by class."))
     return [retrieval, maps]
@@ -245,15 +252,16 @@ def build_sections(ctx: Context) -> list[Section]:
         try:
             made = build(ctx)
         except Exception as err:  # noqa: BLE001 -- one broken figure must not lose the rest of the report
-            warnings.warn(f"report section {build.__name__} failed: {type(err).__name__}: {err}")
+            warnings.warn(f"report section {build.__name__} failed: {type(err).__name__}: {err}", stacklevel=2)
             made = Section(build.__name__.replace("_section", "").replace("_", " ").capitalize(), build.__name__)
             made.note(f"skipped: it could not be built ({type(err).__name__}: {err}).")
         out += made if isinstance(made, list) else [made]
     return out
 
 
-def write_report(runs_dir: str | Path, out_dir: str | Path | None = None, metric: str = "auto", embed_points: int = 3000,
-                 max_embed_runs: int = 6, retrieval_train: int = 10_000, device: str = "cpu") -> Path:
+def write_report(runs_dir: str | Path, out_dir: str | Path | None = None, metric: str = "auto",
+                 embed_points: int = 3000, max_embed_runs: int = 6, retrieval_train: int = 10_000,
+                 device: str = "cpu") -> Path:
     """Write OUT/index.html and OUT/report.md (OUT defaults to RUNS_DIR/report) and return the index's path."""
     runs_dir = Path(runs_dir)
     if not runs_dir.is_dir():
@@ -294,7 +302,8 @@ def render_html(title: str, sections: list[Section], runs_dir: Path) -> str:
     e = html.escape
     parts = [f"<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>{e(title)}</title>",
              f"<style>{CSS}</style>\n</head>\n<body>", f"<h1>{e(title)}</h1>",
-             f"<p>Runs under <code>{e(str(runs_dir.resolve()))}</code>, generated {e(time.strftime('%Y-%m-%d %H:%M'))}.</p>",
+             f"<p>Runs under <code>{e(str(runs_dir.resolve()))}</code>, "
+             f"generated {e(time.strftime('%Y-%m-%d %H:%M'))}.</p>",
              "<nav>" + "".join(f'<a href="#{e(s.anchor)}">{e(s.title)}</a>' for s in sections) + "</nav>"]
     for s in sections:
         parts.append(f'<section id="{e(s.anchor)}">\n<h2>{e(s.title)}</h2>')
@@ -307,7 +316,8 @@ def render_html(title: str, sections: list[Section], runs_dir: Path) -> str:
             elif kind == "table":
                 parts.append(tables.html_table(block[2], block[3], block[1]))
             elif kind == "img":
-                parts.append(f'<figure><img src="{e(block[1])}" alt="{e(block[2])}"><figcaption>{e(block[2])}</figcaption></figure>')
+                parts.append(f'<figure><img src="{e(block[1])}" alt="{e(block[2])}">'
+                             f'<figcaption>{e(block[2])}</figcaption></figure>')
         parts.append("</section>")
     parts.append("</body>\n</html>\n")
     return "\n".join(parts)

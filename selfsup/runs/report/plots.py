@@ -94,8 +94,9 @@ def pretext_vs_linear(points: dict[str, tuple[float, float]], path: str | Path,
     return _save(fig, path)
 
 
-def accuracy_vs_width(series: dict[str, list[tuple[float, float]]], path: str | Path, ylabel: str = "top-1 (%)") -> Path:
-    """Accuracy against the backbone's width multiplier, one line per (method, architecture) label ("Revisiting" Fig. 4)."""
+def accuracy_vs_width(series: dict[str, list[tuple[float, float]]], path: str | Path,
+                      ylabel: str = "top-1 (%)") -> Path:
+    """Accuracy against the backbone's width multiplier, one line per (method, architecture) ("Revisiting" Fig. 4)."""
     fig, ax = plt.subplots(figsize=(6, 3.6))
     for label, points in series.items():
         widths, accs = zip(*sorted(points))

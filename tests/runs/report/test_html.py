@@ -6,6 +6,7 @@ resource loads, console.error), the natural width of every image and the row
 count of every table, and writes them as JSON into the DOM, which
 ``chromium --dump-dom`` prints. The real page carries no script at all.
 """
+import html
 import json
 import re
 import shutil
@@ -25,14 +26,22 @@ SELF_CHECK = """<script>
 window.__errors = [];
 window.addEventListener("error", function (e) {
   var t = e.target;
-  window.__errors.push(t && t !== window && t.getAttribute ? "failed to load " + t.getAttribute("src") : String(e.message));
+  var loadFailed = t && t !== window && t.getAttribute;
+  window.__errors.push(loadFailed ? "failed to load " + t.getAttribute("src") : String(e.message));
 }, true);
 var realError = console.error;
-console.error = function () { window.__errors.push(Array.prototype.join.call(arguments, " ")); realError.apply(console, arguments); };
+console.error = function () {
+  window.__errors.push(Array.prototype.join.call(arguments, " "));
+  realError.apply(console, arguments);
+};
 window.addEventListener("load", function () {
-  var images = Array.prototype.map.call(document.images, function (i) { return {src: i.getAttribute("src"), width: i.naturalWidth}; });
+  var images = Array.prototype.map.call(document.images, function (i) {
+    return {src: i.getAttribute("src"), width: i.naturalWidth};
+  });
   var rows = {};
-  Array.prototype.forEach.call(document.querySelectorAll("table[id]"), function (t) { rows[t.id] = t.tBodies[0].rows.length; });
+  Array.prototype.forEach.call(document.querySelectorAll("table[id]"), function (t) {
+    rows[t.id] = t.tBodies[0].rows.length;
+  });
   var out = document.createElement("pre");
   out.id = "selfcheck";
   out.textContent = JSON.stringify({errors: window.__errors, images: images, rows: rows,
@@ -48,7 +57,8 @@ def report(tmp_path_factory):
     root = tmp_path_factory.mktemp("report")
     data = yaml.safe_load((GRID_DIR / "tiny.yaml").read_text())
     data.update(out_dir=str(root / "grid"), eval={"train_subset": 500},
-                methods=["rotation", "simclr", {"config": "rotation", "label": "broken", "overrides": {"data.subset": 10**7}}])
+                methods=["rotation", "simclr",
+                         {"config": "rotation", "label": "broken", "overrides": {"data.subset": 10**7}}])
     run_grid(parse_grid(data), print_fn=lambda line: None)
     index = write_report(root / "grid", embed_points=300)
     return index
@@ -64,19 +74,20 @@ def _verdict(chromium: str, page: Path) -> dict:
     out = _chromium(chromium, "--virtual-time-budget=5000", "--dump-dom", page.as_uri())
     found = re.search(r'<pre id="selfcheck">(.*?)</pre>', out.stdout, re.S)
     assert found, f"the self-check wrote no verdict; chromium said: {out.stderr[-2000:]}"
-    return json.loads(found.group(1).replace("&quot;", '"').replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&"))
+    return json.loads(html.unescape(found.group(1)))
 
 
 def test_report_writes_markdown_with_the_same_tables_and_notes_for_missing_sections(report):
     md = (report.parent / "report.md").read_text()
     results = md.split("## Results")[1].split("##")[0]
-    assert len([line for line in results.splitlines() if line.startswith("| rotation") or line.startswith("| simclr")]) == 2
+    assert len([line for line in results.splitlines() if line.startswith(("| rotation", "| simclr"))]) == 2
     assert "| broken-resnet18_v1-w0.125-s0 |" in md  # the failed cell, with its error
     assert "_skipped: no run has per-layer probe results" in md and "_skipped: no method was run" in md
     for name in re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md):
         assert (report.parent / name).stat().st_size > 1000
     page = report.read_text()
-    assert "<script" not in page and not re.search(r'(src|href)="(https?:)?//', page), "the page must be static and offline"
+    assert "<script" not in page, "the page must be static"
+    assert not re.search(r'(src|href)="(https?:)?//', page), "the page must work offline"
 
 
 @pytest.mark.browser
@@ -88,12 +99,14 @@ def test_report_loads_in_headless_chromium_with_every_image_shown(report, chromi
     assert verdict["errors"] == []
     assert len(verdict["images"]) >= 7, verdict["images"]  # pretext plot, 3 training curves, 2 retrieval grids, 2 maps
     assert all(img["width"] > 0 for img in verdict["images"]), verdict["images"]
-    assert verdict["rows"]["results"] == 3 and verdict["rows"]["failed"] == 1  # 2 runs + their architecture's random init
+    # 2 runs + their architecture's random init
+    assert verdict["rows"]["results"] == 3 and verdict["rows"]["failed"] == 1
     assert verdict["rows"]["ranking-methods"] == 1 and verdict["rows"]["ranking-backbones"] == 2
 
     # The check can fail: a page with a missing image and a console error is caught.
     broken = report.with_name("broken.html")
-    broken.write_text(check.read_text().replace("</body>", '<img src="missing.png"><script>console.error("boom")</script></body>'))
+    faults = '<img src="missing.png"><script>console.error("boom")</script>'
+    broken.write_text(check.read_text().replace("</body>", faults + "</body>"))
     bad = _verdict(chromium, broken)
     assert "boom" in bad["errors"] and any("missing.png" in e for e in bad["errors"])
     assert [i["width"] for i in bad["images"] if i["src"] == "missing.png"] == [0]
