@@ -44,8 +44,10 @@ def _yaml(text: str):
 class DataConfig:
     name: str = "fashion_mnist"
     root: str | None = None  # None: the dataset's default location
-    split: str = "train"
-    eval_split: str = "test"
+    split: str = "train"  # the official training split minus the validation rows (selfsup.data.splits)
+    eval_split: str = "test"  # where `selfsup eval` scores; "val" for every choice, "test" for final numbers
+    val_fraction: float = 0.1  # share of each class of the training split held out as "val"
+    val_seed: int = 0
     resolution: int | None = None  # None: native size
     cache_dir: str | None = None  # decode once into a uint8 memmap here
     subset: int | None = None  # train on the first N images only (quick runs, tests)
@@ -71,6 +73,9 @@ class TrainConfig:
     seed: int = 0
     ckpt_every: int = 500
     log_every: int = 20
+    probe_every: int = 0  # steps between online kNN probes on the validation split (0: none; selfsup.train.probe)
+    probe_bank: int = 10000  # labelled training images in the probe's kNN bank
+    probe_val: int = 2000  # validation images it scores
     progress: bool = True
     # multi-process (torchrun) only; batch_size above is per process, the global batch is world_size times it
     sync_bn: bool = False  # batch-norm statistics over the global batch (SyncBatchNorm; CUDA only)

@@ -9,7 +9,8 @@ from selfsup.registry import InputError
 
 def check_split(name: str, split: str, allowed: Sequence[str]) -> None:
     if split not in allowed:
-        raise InputError(f"{name} has no split {split!r}; choose from: {', '.join(allowed)}")
+        derived = ", val, trainval (from train)" if "train" in allowed else ""
+        raise InputError(f"{name} has no split {split!r}; choose from: {', '.join(allowed)}{derived}")
 
 
 def find_root(name: str, root: str | Path | None, default: str | Path | None, holds: str) -> Path:

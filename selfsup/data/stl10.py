@@ -17,7 +17,7 @@ from selfsup.registry import InputError
 SIDE = 96
 IMAGE_BYTES = SIDE * SIDE * 3
 STL10_CLASSES = ["airplane", "bird", "car", "cat", "deer", "dog", "horse", "monkey", "ship", "truck"]
-SPLITS = ("train", "test", "unlabeled", "train+unlabeled")
+SPLITS = ("train", "test", "unlabeled")  # load_dataset joins "train+unlabeled", minus the validation rows
 
 
 def read_stl_images(path: Path) -> np.ndarray:
@@ -62,8 +62,7 @@ def _class_names(folder: Path) -> list[str]:
 def read_stl10(root: str | Path | None, split: str, resolution: int | None) -> ImageDataset:
     """STL-10: 5k train, 8k test (10 classes), 100k unlabelled, 96x96 RGB.
 
-    ``train+unlabeled`` is the usual self-supervised pre-training set (the 5k
-    labelled images first, then the 100k unlabelled ones); it carries no labels.
+    ``load_dataset(split="train+unlabeled")`` is the usual self-supervised pre-training set.
     """
     check_split("stl10", split, SPLITS)
     folder = find_root("stl10", root, None, "train_X.bin, train_y.bin, test_X.bin, test_y.bin, unlabeled_X.bin")
@@ -73,11 +72,7 @@ def read_stl10(root: str | Path | None, split: str, resolution: int | None) -> I
     if split in ("train", "test"):
         images, labels = _labelled(folder, split)
         ds = ImageDataset(images, labels, _class_names(folder), name, str(folder))
-    elif split == "unlabeled":
+    else:
         images = read_stl_images(first_existing(folder, ["unlabeled_X.bin"], "stl10 unlabeled images"))
         ds = ImageDataset(images, None, None, name, str(folder))
-    else:
-        train, _ = _labelled(folder, "train")
-        unlabeled = read_stl_images(first_existing(folder, ["unlabeled_X.bin"], "stl10 unlabeled images"))
-        ds = ImageDataset(np.concatenate([train, unlabeled]), None, None, name, str(folder))
     return resized(ds, resolution)

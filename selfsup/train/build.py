@@ -28,7 +28,8 @@ def load_train_data(cfg: RunConfig, split: str | None = None) -> ImageDataset | 
     d = cfg.data
     if d.name == SHARDS:
         return _train_shards(cfg, split)
-    ds = load_dataset(d.name, root=d.root, split=split or d.split, resolution=d.resolution, cache_dir=d.cache_dir)
+    ds = load_dataset(d.name, root=d.root, split=split or d.split, resolution=d.resolution, cache_dir=d.cache_dir,
+                      val_fraction=d.val_fraction, val_seed=d.val_seed)
     if d.subset is not None and split is None:
         if not 0 < d.subset <= len(ds):
             raise InputError(f"config key 'data.subset'={d.subset} must be in [1, {len(ds)}] for {d.name}/{d.split}")
@@ -139,9 +140,11 @@ def check_config(cfg: RunConfig) -> RunConfig:
         check_kwargs(fn, kwargs, f"{section} {name!r} (config key {section}.*)")
     check_kwargs(ViewAugment, cfg.augment, "augment (config key augment.*)")
     t = cfg.train
-    for key in ("steps", "batch_size"):
+    for key in ("steps", "batch_size", "log_every", "ckpt_every", "probe_bank", "probe_val"):
         if getattr(t, key) <= 0:
             raise ConfigError(f"config key 'train.{key}'={getattr(t, key)} must be positive")
+    if t.probe_every < 0:
+        raise ConfigError(f"config key 'train.probe_every'={t.probe_every} must be >= 0 (0: no online probe)")
     if t.lr <= 0:
         raise ConfigError(f"config key 'train.lr'={t.lr} must be positive")
     if t.warmup_steps >= t.steps:

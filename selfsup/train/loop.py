@@ -23,6 +23,7 @@ from selfsup.nn.monitors import embedding_std, rankme
 from selfsup.registry import InputError
 from selfsup.train import checkpoint, distributed
 from selfsup.train.build import check_config, load_train_data, make_loader, method_from_config
+from selfsup.train.probe import OnlineProbe
 from selfsup.train.step import NonFiniteLossError, TrainStep, epoch_batches
 
 
@@ -64,6 +65,7 @@ def train(cfg: RunConfig, resume: bool = False) -> Path:
     train_step = TrainStep(method, t, model=model)
     optimizer = train_step.optimizer
     loader = make_loader(cfg, dataset, device, rank=distributed.rank(), world_size=distributed.world_size())
+    probe = OnlineProbe(cfg, device) if t.probe_every and main else None  # its data errors come before step 0
 
     start = 0
     if resume:
@@ -144,6 +146,14 @@ def train(cfg: RunConfig, resume: bool = False) -> Path:
                         tb.add_scalar(k, v, done)
             bar.set_postfix(loss=f"{record['loss']:.3f}", img_s=f"{record['img_per_s']:.0f}")
             seen, t_window = 0, now
+        if probe is not None and (done % t.probe_every == 0 or done == t.steps):
+            record = {"step": done, **probe(method.backbone)}
+            log.write(json.dumps(record) + "\n")
+            log.flush()
+            if tb is not None:
+                tb.add_scalar("val_knn_top1", record["val_knn_top1"], done)
+            bar.set_postfix(val_knn=f"{record['val_knn_top1']:.1f}")
+            t_window += record["probe_s"]  # images/s counts training time only
         bar.update(1)
         if done % t.ckpt_every == 0 and done < t.steps:
             save(done)

@@ -9,5 +9,5 @@ def test_unknown_dataset_name_and_split_list_the_choices():
     assert {"fashion_mnist", "mnist", "cifar10", "cifar100", "stl10", "folder"} <= set(dataset_names())
     with pytest.raises(ConfigError, match=r"unknown dataset 'imagenet'; choose from: .*cifar10"):
         load_dataset("imagenet")
-    with pytest.raises(ValueError, match=r"fashion_mnist has no split 'val'; choose from: train, test"):
-        load_dataset("fashion_mnist", split="val")
+    with pytest.raises(ValueError, match=r"fashion_mnist has no split 'valid'; choose from: train, test, val, "):
+        load_dataset("fashion_mnist", split="valid")

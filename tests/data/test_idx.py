@@ -18,7 +18,7 @@ needs_fashion = pytest.mark.skipif(
 
 @needs_fashion
 def test_fashion_mnist_train_and_test_have_the_published_shapes_and_classes():
-    train = load_dataset("fashion_mnist", split="train")
+    train = load_dataset("fashion_mnist", split="trainval")
     test = load_dataset("fashion_mnist", split="test")
     assert train.images.shape == (60000, 28, 28, 1) and train.images.dtype == np.uint8
     assert test.images.shape == (10000, 28, 28, 1)

@@ -47,9 +47,9 @@ def training_minutes(records: list[dict], batch_size: int) -> float | None:
     """Training time estimated from the logged throughput (each record covers the steps since the previous one)."""
     total, prev = 0.0, 0
     for r in records:
-        if r.get("img_per_s"):
+        if r.get("img_per_s"):  # probe records carry no throughput and do not split the window
             total += (r["step"] - prev) * batch_size / r["img_per_s"]
-        prev = r["step"]
+            prev = r["step"]
     return total / 60 if total else None
 
 
