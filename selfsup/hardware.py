@@ -52,6 +52,14 @@ def device_name(device: torch.device) -> str:
     return "cpu"
 
 
+def machine_info(device: torch.device) -> dict:
+    """What a result file records about where it was measured: device, CPU bf16 support, threads, versions."""
+    import platform
+
+    return {"device": device_name(device), "cpu": device_name(torch.device("cpu")), "fast_bf16": cpu_has_fast_bf16(),
+            "threads": torch.get_num_threads(), "torch": torch.__version__, "python": platform.python_version()}
+
+
 def keep_freed_cpu_memory() -> bool:
     """Tell glibc's malloc to keep freed memory for reuse instead of returning it to the system.
 

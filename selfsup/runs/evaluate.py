@@ -3,9 +3,11 @@
 Every protocol is a function of one ``RunEval`` (the backbone, the data, the
 settings) returning the entries it adds to ``eval.json``; ``PROTOCOLS`` maps
 names to them and is what the CLI, the grid runner and ``--help`` read.
-Numbers are those of the final checkpoint on the test split; whatever a
-protocol chooses (an L2 weight, a learning rate) it chooses on a held-out part
-of the training split.
+Numbers are those of the final checkpoint on the split scored: ``val`` (held out
+of the official training split, for every choice) or ``test`` (final numbers
+only); the probes fit the run's training split, which never holds the rows
+scored. Whatever a protocol chooses (an L2 weight, a learning rate) it chooses
+on a held-out part of that training split.
 """
 from __future__ import annotations
 
@@ -46,11 +48,13 @@ class RunEval:
     init: Backbone  # the same architecture at the run's random init: few-shot's baseline
     random_init: bool
     train: ImageDataset
-    test: ImageDataset
+    test: ImageDataset  # the split scored: "val" or "test" (test_split)
     size: int
     device: torch.device
     precision: str  # "fp32" or "bf16", decided for this device
-    suffix: str  # of every file written: "", "_random_init", "_on_<dataset>"
+    suffix: str  # of every file written: "", "_random_init", "_on_<dataset>", "_val", ...
+    train_split: str = "train"
+    test_split: str = "test"
     pool_to: int = 9216
     progress: bool = True
     cache_tag: str = ""
@@ -73,7 +77,7 @@ class RunEval:
                                   batch_size=self.cfg.eval.batch_size, channels_last=self.cfg.train.channels_last)
         train, test = (self.cache.get_or_extract(self.cache_tag, split, layers, pool,
                                                  lambda missing, ds=ds: extract(ds, missing))
-                       for split, ds in (("train", self.train), ("test", self.test)))
+                       for split, ds in ((self.train_split, self.train), (self.test_split, self.test)))
         return train, test
 
     def pre_logits(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -167,42 +171,46 @@ def protocols_help() -> str:
     return "; ".join(f"{n}: {PROTOCOLS.get(n).summary}" for n in PROTOCOLS.names_in_order())
 
 
-def eval_file(run_dir: Path, random_init: bool = False, dataset: str | None = None) -> Path:
-    """``eval.json``, ``eval_random_init.json``, ``eval_on_<dataset>.json``, ...: where results of one setting go."""
-    return Path(run_dir) / f"eval{_suffix(random_init, dataset)}.json"
+def eval_file(run_dir: Path, random_init: bool = False, dataset: str | None = None, split: str = "test") -> Path:
+    """``eval.json``, ``eval_random_init.json``, ``eval_on_<dataset>.json``, ``eval_val.json``, ...: where the
+    results of one setting go (``_val`` for the validation split, none for the test split)."""
+    return Path(run_dir) / f"eval{_suffix(random_init, dataset, split)}.json"
 
 
-def missing_protocols(run_dir: Path, protocols: tuple[str, ...], random_init: bool = False) -> tuple[str, ...]:
+def missing_protocols(run_dir: Path, protocols: tuple[str, ...], random_init: bool = False,
+                      split: str = "test") -> tuple[str, ...]:
     """``protocols`` whose entry the run's results file lacks."""
-    path = eval_file(run_dir, random_init)
+    path = eval_file(run_dir, random_init, split=split)
     results = json.loads(path.read_text()) if path.exists() else {}
     return tuple(p for p in protocols if PROTOCOLS.get(p).key not in results)
 
 
 def evaluate_run(run_dir: str | Path, protocols: tuple[str, ...] | None = None, random_init: bool = False,
                  dataset: str | None = None, data_root: str | None = None, train_subset: int | None = None,
-                 pool_to: int = 9216, device: str = "auto", progress: bool = True) -> dict:
+                 pool_to: int = 9216, device: str = "auto", progress: bool = True,
+                 split: str | None = None) -> dict:
     """Run ``protocols`` (None: ``default_protocols``) on the run's final backbone, or the same architecture at
     random init, and merge their entries into the run's results file (``eval_file``).
 
     With ``dataset`` (transfer) the data is that dataset's train/test splits at the input size the
     backbone was trained at. Frozen features are cached under ``RUN_DIR/features`` per (weights,
     layer, split), so protocols run later reuse them. ``train_subset`` keeps the first N training
-    images (quick looks; reported numbers use the full split).
+    images (quick looks; reported numbers use the full split). ``split`` is the split scored (None:
+    the config's ``data.eval_split``): "val" for choices, "test" for final numbers.
     """
     run_dir = Path(run_dir)
     cfg = read_run_config(run_dir)
     protocols = default_protocols(cfg) if protocols is None else tuple(protocols)
     for name in protocols:
         PROTOCOLS.get(name)  # an unknown name fails here, naming the choices
+    split = split or cfg.data.eval_split
     run = _prepare(cfg, run_dir, random_init, dataset, data_root, train_subset, pool_to,
-                   resolve_device(device, "--device"), progress)
-    path = eval_file(run_dir, random_init, dataset)
+                   resolve_device(device, "--device"), progress, split)
+    path = eval_file(run_dir, random_init, dataset, split)
     results = json.loads(path.read_text()) if path.exists() else {}
     results.update(run=str(run_dir), weights=run.weights, dataset=dataset or cfg.data.name,
-                   train_split="train" if dataset else cfg.data.split,
-                   test_split="test" if dataset else cfg.data.eval_split,
-                   train_images=len(run.train), test_images=len(run.test), precision=run.precision)
+                   train_split=run.train_split, test_split=run.test_split, train_images=len(run.train),
+                   test_images=len(run.test), precision=run.precision)
     pretext = None if random_init else last_pretext_acc(run_dir)
     if pretext is not None:
         results["pretext_acc"] = pretext
@@ -218,22 +226,37 @@ def evaluate_run(run_dir: str | Path, protocols: tuple[str, ...] | None = None, 
     return results
 
 
-def _suffix(random_init: bool, dataset: str | None) -> str:
-    return ("_random_init" if random_init else "") + (f"_on_{dataset}" if dataset else "")
+def _suffix(random_init: bool, dataset: str | None, split: str = "test") -> str:
+    return ("_random_init" if random_init else "") + (f"_on_{dataset}" if dataset else "") + (
+        "_val" if split == "val" else "")
+
+
+def _check_disjoint(train_split: str, split: str) -> None:
+    """Scoring must never read rows the probes fit: "val" is inside "trainval", "train" inside both."""
+    inside = {"train": {"train", "trainval"}, "val": {"trainval"}, "trainval": {"train", "trainval"}}
+    overlap = set(train_split.split("+")) & (inside.get(split, set()) | {split})
+    if overlap:
+        raise InputError(f"--split {split}: the probes' training split {train_split!r} (data.split) holds those "
+                         f"rows; score 'val' with data.split=train, or 'test'")
 
 
 def _prepare(cfg: RunConfig, run_dir: Path, random_init: bool, dataset: str | None, data_root: str | None,
-             train_subset: int | None, pool_to: int, device: torch.device, progress: bool) -> RunEval:
+             train_subset: int | None, pool_to: int, device: torch.device, progress: bool,
+             split: str = "test") -> RunEval:
     """The backbones and the labelled splits of one evaluation, checked."""
     torch.manual_seed(cfg.train.seed)
     init = make_backbone(cfg).eval()  # the random-init baseline (same seed as the run's own init)
     backbone = init if random_init else load_backbone(run_dir)[0]
     size = cfg.augment.get("size") or cfg.data.resolution
+    train_split = "train" if dataset else cfg.data.split
+    _check_disjoint(train_split, split)
     if dataset is None:
-        train, test = (load_train_data(cfg, split=s) for s in (cfg.data.split, cfg.data.eval_split))
+        train, test = (load_train_data(cfg, split=s) for s in (train_split, split))
     else:  # transfer: the other dataset at the input size the backbone was trained at
         size = size or load_train_data(cfg).resolution
-        train, test = (load_dataset(dataset, root=data_root, split=s, resolution=size) for s in ("train", "test"))
+        d = cfg.data
+        train, test = (load_dataset(dataset, root=data_root, split=s, resolution=size, val_fraction=d.val_fraction,
+                                    val_seed=d.val_seed) for s in (train_split, split))
     for ds, role in ((train, "training"), (test, "test")):
         if ds.labels is None:
             raise InputError(f"{ds.name}: the {role} split has no labels, so the evaluation protocols cannot run")
@@ -248,8 +271,8 @@ def _prepare(cfg: RunConfig, run_dir: Path, random_init: bool, dataset: str | No
     return RunEval(cfg=cfg, run_dir=run_dir, random_init=random_init, train=train, test=test,
                    size=size or train.resolution, device=device, precision=precision,
                    backbone=rgb_input(backbone, train.mean, train.std),  # L-only encoders read RGB too
-                   init=rgb_input(init, train.mean, train.std), suffix=_suffix(random_init, dataset),
-                   pool_to=pool_to, progress=progress,
+                   init=rgb_input(init, train.mean, train.std), suffix=_suffix(random_init, dataset, split),
+                   pool_to=pool_to, progress=progress, train_split=train_split, test_split=split,
                    cache_tag=features_tag(weights, precision, dataset or cfg.data.name, len(train)))
 
 

@@ -21,7 +21,7 @@ The grid file (see selfsup/configs/grids/*.yaml)::
     overrides: {data.subset: 10000, train.batch_size: 128}   # every cell, after the method's config
     budget: {steps: 300}        # or {minutes: 3}
     protocols: [knn, linear]
-    eval: {train_subset: null, pool_to: 9216, device: auto}
+    eval: {train_subset: null, pool_to: 9216, device: auto, splits: [val, test], val_protocols: [knn]}
 
 A budget in minutes is turned into a step count before the cell trains, by
 timing a few real training steps of that cell: the run then has a normal,
@@ -36,6 +36,7 @@ from __future__ import annotations
 import json
 import math
 import shutil
+import subprocess
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -46,7 +47,7 @@ from typing import Any, Callable
 import yaml
 
 from selfsup.config import CONFIG_DIR, RunConfig, from_dict, resolve_config_path
-from selfsup.hardware import resolve_device, synchronize
+from selfsup.hardware import machine_info, resolve_device, synchronize
 from selfsup.registry import ConfigError
 from selfsup.runs.evaluate import PROTOCOLS, evaluate_run, missing_protocols
 from selfsup.runs.folder import read_run_config
@@ -89,6 +90,8 @@ class GridEval:
     train_subset: int | None = None
     pool_to: int = 9216
     device: str = "auto"
+    splits: list[str] = field(default_factory=lambda: ["val", "test"])  # val for choices, test for final numbers
+    val_protocols: list[str] | None = None  # those scored on val (None: all); e.g. no fine-tuning where none is chosen
 
 
 @dataclass
@@ -125,8 +128,14 @@ class Grid:
     train_subset: int | None = None
     pool_to: int = 9216
     device: str = "auto"
+    splits: tuple[str, ...] = ("val", "test")
+    val_protocols: tuple[str, ...] | None = None
     source: str = ""
     configs: dict[str, RunConfig] = field(default_factory=dict, repr=False)  # cell name -> validated config
+
+    def protocols_of(self, split: str) -> tuple[str, ...]:
+        """The protocols scored on ``split``."""
+        return self.val_protocols if split == "val" and self.val_protocols is not None else self.protocols
 
 
 def _flat_overrides(section: dict, where: str) -> list[str]:
@@ -141,7 +150,8 @@ def _flat_overrides(section: dict, where: str) -> list[str]:
 
 
 def _positive(value: Any, key: str, number: type = int) -> None:
-    if value is not None and (not isinstance(value, number) or isinstance(value, bool) or value <= 0):
+    kinds = (int, float) if number is float else number  # "minutes: 15" is a number too
+    if value is not None and (not isinstance(value, kinds) or isinstance(value, bool) or value <= 0):
         raise ConfigError(f"grid key {key!r}={value!r} must be a positive {'integer' if number is int else 'number'}")
 
 
@@ -152,7 +162,7 @@ def parse_grid(data: dict, source: str = "", out_dir: str | Path | None = None) 
                            for key, short in (("methods", "config"), ("backbones", "name"))
                            if isinstance(data.get(key), list)}}
     g = from_dict(data, GridFile, kind="grid")
-    for name in g.protocols:
+    for name in (*g.protocols, *(g.eval.val_protocols or ())):
         PROTOCOLS.get(name)  # unknown protocol: the error lists the choices
     b = g.budget
     if b.steps is not None and b.minutes is not None:
@@ -164,6 +174,8 @@ def parse_grid(data: dict, source: str = "", out_dir: str | Path | None = None) 
         raise ConfigError(f"grid key 'budget.warmup_fraction'={b.warmup_fraction!r} must be in [0, 1)")
     _positive(g.eval.train_subset, "eval.train_subset")
     _positive(g.eval.pool_to, "eval.pool_to")
+    if not g.eval.splits or len(set(g.eval.splits)) < len(g.eval.splits):
+        raise ConfigError(f"grid key 'eval.splits'={g.eval.splits!r} must name distinct splits, e.g. [val, test]")
     shared = _flat_overrides(g.overrides, "overrides")
     if (b.steps or b.minutes) and any(o.split("=")[0] in ("train.steps", "train.warmup_steps") for o in shared):
         raise ConfigError("grid 'overrides' must not set train.steps or train.warmup_steps "
@@ -183,7 +195,9 @@ def parse_grid(data: dict, source: str = "", out_dir: str | Path | None = None) 
             backbones.append((entry.name, float(w), entry.options))
 
     grid = Grid(out_dir=Path(out_dir or g.out_dir), cells=[], protocols=tuple(g.protocols), budget=b,
-                train_subset=g.eval.train_subset, pool_to=g.eval.pool_to, device=g.eval.device, source=source)
+                train_subset=g.eval.train_subset, pool_to=g.eval.pool_to, device=g.eval.device,
+                splits=tuple(g.eval.splits), source=source,
+                val_protocols=None if g.eval.val_protocols is None else tuple(g.eval.val_protocols))
     for label, config, method_overrides in methods:
         for bb, width, options in backbones:
             for seed in g.seeds:
@@ -240,10 +254,11 @@ def calibrate_steps(cfg: RunConfig, minutes: float, probe_steps: int = 5) -> tup
     return max(2, math.floor(minutes * 60 / per_step)), per_step
 
 
-def cell_state(run_dir: Path, protocols: tuple[str, ...]) -> str:
-    """finished | needs_eval | interrupted | new."""
+def cell_state(run_dir: Path, protocols: dict[str, tuple[str, ...]]) -> str:
+    """finished | needs_eval | interrupted | new; ``protocols``: split -> the protocols scored on it."""
     if (run_dir / "done.json").exists():
-        return "needs_eval" if missing_protocols(run_dir, protocols) else "finished"
+        missing = any(missing_protocols(run_dir, names, split=s) for s, names in protocols.items())
+        return "needs_eval" if missing else "finished"
     return "interrupted" if (run_dir / "last.pt").exists() else "new"
 
 
@@ -266,18 +281,27 @@ def run_grid(grid: Grid, print_fn: Callable | None = None) -> dict[str, dict]:
         if key in baselines:
             return
         baselines.add(key)
-        missing = missing_protocols(run_dir, grid.protocols, random_init=True)
-        if not missing:
-            return
         t0 = time.perf_counter()
         try:
-            results = evaluate_run(run_dir, missing, random_init=True, train_subset=grid.train_subset,
-                                pool_to=grid.pool_to, device=device, progress=False)
+            results = evaluate_splits(run_dir, random_init=True)
+            if not results:
+                return
         except Exception as err:  # noqa: BLE001 -- a missing baseline must not fail the cell it sits in
             print_fn(f"{head}: random-init baseline FAILED ({type(err).__name__}: {err})")
             return
         print_fn(f"{head}: random init of {cell.backbone} x{cell.width:g}: "
                  f"{_summary({'eval_seconds': time.perf_counter() - t0}, results)}")
+
+    def evaluate_splits(run_dir: Path, random_init: bool = False) -> dict:
+        """The protocols each split's results file lacks, split -> the results file (only the splits evaluated)."""
+        results = {}
+        for split in grid.splits:
+            missing = missing_protocols(run_dir, grid.protocols_of(split), random_init=random_init, split=split)
+            if missing:
+                results[split] = evaluate_run(run_dir, missing, random_init=random_init, progress=False,
+                                              train_subset=grid.train_subset, pool_to=grid.pool_to, device=device,
+                                              split=split)
+        return results
 
     def save():
         status["updated"] = time.strftime("%Y-%m-%d %H:%M:%S")
@@ -285,7 +309,7 @@ def run_grid(grid: Grid, print_fn: Callable | None = None) -> dict[str, dict]:
 
     for i, cell in enumerate(grid.cells, 1):
         run_dir = grid.out_dir / cell.name
-        state = cell_state(run_dir, grid.protocols)
+        state = cell_state(run_dir, {s: grid.protocols_of(s) for s in grid.splits})
         head = f"[{i}/{len(grid.cells)}] {cell.name}"
         record = cells_status.get(cell.name, {})
         if state == "finished":
@@ -306,15 +330,16 @@ def run_grid(grid: Grid, print_fn: Callable | None = None) -> dict[str, dict]:
             if state in ("new", "interrupted"):
                 info["train_seconds"] = info.get("train_seconds", 0.0) if state == "interrupted" else 0.0
                 cfg = _start(cell, grid, run_dir, info) if state == "new" else read_run_config(run_dir)
+                trained_by = {"commit": source_commit(), "machine": machine_info(resolve_device(cfg.train.device))}
+                if trained_by not in info.setdefault("trained_by", []):
+                    info["trained_by"].append(trained_by)  # a cell resumed elsewhere lists each machine
                 t0 = time.perf_counter()
                 train(cfg, resume=state == "interrupted")
                 info["train_seconds"] += time.perf_counter() - t0
                 info["steps"] = cfg.train.steps
                 _write_json(info_path, info)
             t0 = time.perf_counter()
-            missing = missing_protocols(run_dir, grid.protocols)
-            results = evaluate_run(run_dir, missing, train_subset=grid.train_subset, pool_to=grid.pool_to,
-                                   device=device, progress=False) if missing else {}
+            results = evaluate_splits(run_dir)
             info["eval_seconds"] = info.get("eval_seconds", 0.0) + time.perf_counter() - t0
             _write_json(info_path, info)
             (run_dir / "error.txt").unlink(missing_ok=True)
@@ -336,6 +361,19 @@ def run_grid(grid: Grid, print_fn: Callable | None = None) -> dict[str, dict]:
     return {c.name: cells_status[c.name] for c in grid.cells}
 
 
+def source_commit() -> str:
+    """The git commit of the selfsup source in use ("+dirty" with uncommitted changes; "unknown" outside git)."""
+    root = Path(__file__).resolve().parents[2]
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True,
+                              timeout=10)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return head.stdout.strip() + ("+dirty" if dirty else "") if head.returncode == 0 else "unknown"
+
+
 def _start(cell: Cell, grid: Grid, run_dir: Path, info: dict) -> RunConfig:
     """A cell's config with its step budget; clears what an attempt left before its first checkpoint."""
     for stale in ("metrics.jsonl", "error.txt", "tb"):
@@ -350,14 +388,15 @@ def _start(cell: Cell, grid: Grid, run_dir: Path, info: dict) -> RunConfig:
     return with_budget(cfg, grid.budget, steps)
 
 
-def _summary(info: dict, results: dict) -> str:
+def _summary(info: dict, results: dict[str, dict]) -> str:
     parts = []
     if "train_seconds" in info:
         parts.append(f"{info.get('steps')} steps in {info['train_seconds'] / 60:.1f} min")
     parts.append(f"eval {info.get('eval_seconds', 0):.0f} s")
-    for key, label in (("knn_top1", "kNN"), ("linear_top1", "linear")):
-        if key in results:
-            parts.append(f"{label} {results[key]:.1f}%")
+    for split, scores in results.items():
+        for key, label in (("knn_top1", "kNN"), ("linear_top1", "linear")):
+            if key in scores:
+                parts.append(f"{split} {label} {scores[key]:.1f}%")
     return ", ".join(parts)
 
 

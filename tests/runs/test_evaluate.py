@@ -51,3 +51,29 @@ def test_eval_refuses_splits_with_different_classes_and_names_the_way_out(tmp_pa
                  "train.steps=1", "train.warmup_steps=0", "train.batch_size=16", "train.progress=false"]) == 0
     with pytest.raises(ValueError, match=r"photos/test's classes .*--dataset"):
         evaluate_run(tmp_path / "c", ("knn",), progress=False)
+
+
+def test_eval_split_val_scores_the_held_out_rows_and_never_reads_test(tmp_path, monkeypatch):
+    assert main(["train", "rotation", f"out_dir={tmp_path}", "name=r", "data.subset=256", "backbone.width=0.125",
+                 "train.steps=2", "train.warmup_steps=0", "train.batch_size=32", "train.progress=false"]) == 0
+    run = tmp_path / "r"
+    monkeypatch.setenv("SELFSUP_LOCK_TEST", "1")
+    assert main(["eval", str(run), "--split", "val", "--protocol", "knn", "--train-subset", "1000"]) == 0
+    r = json.loads((run / "eval_val.json").read_text())
+    assert (r["train_split"], r["test_split"], r["test_images"]) == ("train", "val", 6000)
+    assert not (run / "eval.json").exists()
+    with pytest.raises(ValueError, match=r"test split is locked"):
+        evaluate_run(run, ("knn",), progress=False, split="test")
+    monkeypatch.delenv("SELFSUP_LOCK_TEST")
+    assert main(["eval", str(run), "--protocol", "knn", "--train-subset", "1000"]) == 0  # default: test
+    assert json.loads((run / "eval.json").read_text())["test_split"] == "test"
+    assert sorted(p.name for p in (run / "features").glob("*/*")) == ["test", "train", "val"]
+
+
+def test_eval_refuses_to_score_rows_the_probes_fit(tmp_path):
+    assert main(["train", "rotation", f"out_dir={tmp_path}", "name=r", "data.subset=64", "backbone.width=0.125",
+                 "train.steps=1", "train.warmup_steps=0", "train.batch_size=32", "train.progress=false",
+                 "data.split=trainval"]) == 0
+    for split in ("val", "train"):
+        with pytest.raises(ValueError, match=rf"--split {split}: the probes' training split 'trainval'"):
+            evaluate_run(tmp_path / "r", ("knn",), progress=False, split=split)

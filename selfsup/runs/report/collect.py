@@ -61,6 +61,7 @@ def read_run(run_dir: str | Path) -> dict:
     done = _json(run_dir / "done.json")
     results = _json(run_dir / "eval.json")
     baseline = _json(run_dir / "eval_random_init.json")
+    val = _json(run_dir / "eval_val.json")
     backbone = cfg.get("backbone") or {}
     train = cfg.get("train") or {}
     records = read_metrics(run_dir)
@@ -87,6 +88,7 @@ def read_run(run_dir: str | Path) -> dict:
         "pretext_acc": pretext,
         "nmi": nmi,
         "eval": results,
+        "val": {"knn_top1": val.get("knn_top1"), "linear_top1": val.get("linear_top1"), "nmi": _first_nmi(val)},
         "random_init": {"knn_top1": baseline.get("knn_top1"), "linear_top1": baseline.get("linear_top1"),
                         "nmi": _first_nmi(baseline)} if baseline else None,
         "failed": (run_dir / "error.txt").exists(),

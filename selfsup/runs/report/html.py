@@ -191,27 +191,34 @@ def curves_section(ctx: Context) -> Section:
     return s
 
 
+def best_run_per_method(runs: list[dict], metric: str | None) -> list[dict]:
+    """Each method's run with the highest validation ``metric`` (``read_run``'s "val"), never a test score; the
+    first run of a method where none of its runs was scored on val (or ``metric`` is None)."""
+    best: dict[str, dict] = {}
+    for r in runs:
+        score = (r.get("val") or {}).get(metric) if metric else None
+        current = best.get(r["method"])
+        if current is None or (score is not None and ((current.get("val") or {}).get(metric) or -1) < score):
+            best[r["method"]] = r
+    return list(best.values())
+
+
 def embedding_sections(ctx: Context) -> list[Section]:
-    """Nearest-neighbour retrieval grids and t-SNE maps of a few runs (the best run of each method)."""
+    """Nearest-neighbour retrieval grids and t-SNE maps of a few runs: the best run of each method on the
+    validation split (eval_val.json), never on the test split; the first run where none was scored on val."""
     from selfsup.runs.report.embeddings import nearest_neighbours, pick_queries, run_features, tsne_2d
 
     retrieval = Section("Nearest-neighbour retrieval", "retrieval")
     maps = Section("Embedding maps (t-SNE)", "tsne")
-    best: dict[str, dict] = {}
-    for r in ctx.runs:
-        if not (Path(r["dir"]) / "backbone.safetensors").exists():
-            continue
-        score = r.get(ctx.metric) if ctx.metric else None
-        current = best.get(r["method"])
-        if current is None or (score is not None and (current.get(ctx.metric) or -1) < score):
-            best[r["method"]] = r
-    chosen = list(best.values())[: ctx.max_embed_runs]
+    finished = [r for r in ctx.runs if (Path(r["dir"]) / "backbone.safetensors").exists()]
+    chosen = best_run_per_method(finished, ctx.metric)[: ctx.max_embed_runs]
     if not chosen:
         for s in (retrieval, maps):
             s.note("skipped: no finished run (backbone.safetensors) to extract features from.")
         return [retrieval, maps]
     for s in (retrieval, maps):
-        s.blocks.append(("p", "The best run of each method" + (f" by {METRIC_LABELS[ctx.metric]}" if ctx.metric else "")
+        by = f" by validation {METRIC_LABELS[ctx.metric]}" if ctx.metric else ""
+        s.blocks.append(("p", "The best run of each method" + by
                               + f" (at most {ctx.max_embed_runs})."))
     datasets: dict = {}
     for r in chosen:
