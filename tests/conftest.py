@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from selfsup.data import load_dataset
+from selfsup.data.splits import LOCK_ENV
 
 TESTS = Path(__file__).resolve().parent
 # Training tests of half a minute to minutes each, run first (see pytest_collection_modifyitems).
@@ -59,6 +60,17 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def test_split_locked():
+    """Reading any test split is an error (selfsup.data.splits): choices and learning tests use 'val'.
+
+    Opt in per module with ``pytestmark = pytest.mark.usefixtures("test_split_locked")``.
+    """
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv(LOCK_ENV, "1")
+        yield
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -1,4 +1,8 @@
-"""End to end on real data: train briefly on a Fashion-MNIST subset, the features must beat random init."""
+"""End to end on real data: train briefly on a Fashion-MNIST subset, the features must beat random init.
+
+Scored on the validation split with the test split locked (SELFSUP_LOCK_TEST): the margins were chosen
+from gains measured over three seeds by ``scripts/learning_margins.py`` (docs/methods.md#the-learning-tests).
+"""
 import json
 
 import pytest
@@ -17,7 +21,8 @@ from selfsup.train.loop import train
 #   representation "Revisiting" evaluates patch-based tasks on, for trained and random init alike.
 # One thread: the margins were measured single-threaded, and short runs are sensitive to the summation
 # order that the thread count changes.
-pytestmark = pytest.mark.usefixtures("one_thread")
+pytestmark = pytest.mark.usefixtures("one_thread", "test_split_locked")
+VAL_IMAGES = 6000  # all of Fashion-MNIST's validation split
 
 CASES = {
     "rotation": (
@@ -25,7 +30,7 @@ CASES = {
         2.0,
         {"min_pretext_acc": 0.5},
     ),  # chance 0.25
-    "simclr": (["train.steps=150", "train.batch_size=128", "train.lr=0.3"], 2.0),
+    "simclr": (["train.steps=150", "train.batch_size=128", "train.lr=0.3"], 1.25),
     "jigsaw": (
         ["train.steps=150", "train.batch_size=64", "train.lr=0.03"],
         4.0,
@@ -38,11 +43,11 @@ CASES = {
     ),
     "exemplar": (
         ["train.steps=150", "train.batch_size=64", "train.lr=0.3", "method.n_views=4"],
-        3.0,
+        2.0,
         {"min_pretext_acc": 0.2},
     ),
     # random blocks and the pooled-vector bottleneck (inpainting.yaml); the central square stays below random init
-    "inpainting": (["train.steps=300", "train.batch_size=128", "train.lr=2e-3"], 1.0),
+    "inpainting": (["train.steps=300", "train.batch_size=128", "train.lr=2e-3"], 0.75),
     # two clusterings of the 10k images (an epoch is 78 batches of 128)
     "deepcluster": (
         [
@@ -66,18 +71,28 @@ CASES = {
             "method.proj_bn=true",
             "method.shuffle_bn_groups=4",
         ],
-        0.6,
+        0.3,
     ),
-    "barlow_twins": (["train.steps=150", "train.batch_size=128", "train.optimizer=lars", "train.lr=2.0"], 0.75),
-    "vicreg": (["train.steps=150", "train.batch_size=128", "train.optimizer=sgd", "train.lr=0.05"], 1.5),
-    # 2k images (a bank refreshed every 16 steps), an MLP head and 300 steps: rounding alone decides shorter runs,
-    # and the paper's linear head on 10k images loses to random init (npid.yaml)
+    # milder crops than barlow_twins.yaml's (0.25, 1), whose 150-step gain did not hold over seeds
+    "barlow_twins": (
+        ["train.steps=150", "train.batch_size=128", "train.optimizer=lars", "train.lr=2.0",
+         "augment.crop_scale=[0.5,1.0]"],
+        0.4,
+    ),
+    # SGD at lr 0.05 diverged (NaN loss) at some seeds; milder crops as barlow_twins
+    "vicreg": (
+        ["train.steps=150", "train.batch_size=128", "train.optimizer=sgd", "train.lr=0.02",
+         "augment.crop_scale=[0.5,1.0]"],
+        0.5,
+    ),
+    # 2k images (a bank refreshed every 16 steps), an MLP head and 300 steps: with the bank of 10k images, or the
+    # paper's linear head, it loses to random init (docs/methods.md#npid)
     "npid": (
         [
             "data.subset=2000",
             "train.steps=300",
             "train.batch_size=128",
-            "train.lr=0.3",
+            "train.lr=0.1",
             "method.temperature=0.2",
             "method.hidden_dim=512",
         ],
@@ -158,17 +173,16 @@ def longest_first(cases: dict) -> list[str]:
     return sorted(cases, key=lambda name: (-steps(name), name))
 
 
-# Recipes whose margins were measured with bf16 autocast training (CPUs with AVX-512 BF16 or AMX) and did not
-# hold where train.precision=auto trains in fp32 (docs/methods.md#learning-tests-and-the-cpu): skipped there.
-BF16_RECIPES = {"exemplar", "moco", "simclr", "vicreg"}
+# Where train.precision=auto trains in fp32 (CPUs without AVX-512 BF16 or AMX) training is slower and all the
+# CI cases together overrun CI's 10 minutes: there these five run with the slow cases (`-m slow`), not in the
+# default suite (their margins hold in fp32 too: docs/methods.md#learning-tests-and-the-cpu).
+SLOW_IN_FP32 = {"exemplar", "inpainting", "moco", "simclr", "vicreg"}
 TRAINS_IN_BF16 = autocast_dtype("auto", "cpu") is not None
 
 
 def cases_here(cases: dict) -> list:
-    return [pytest.param(name, marks=pytest.mark.skipif(
-        name in BF16_RECIPES and not TRAINS_IN_BF16,
-        reason="margin measured with bf16 training; this CPU trains in fp32, where the recipe has not held"))
-        for name in longest_first(cases)]
+    return [pytest.param(name, marks=[pytest.mark.slow] if name in SLOW_IN_FP32 and not TRAINS_IN_BF16 else [])
+            for name in longest_first(cases)]
 
 
 @pytest.mark.parametrize("method", cases_here(CASES))
@@ -184,19 +198,25 @@ def test_longer_runs_beat_random_init_on_knn(method, tmp_path):
 
 def check_beats_random_init(method, overrides, margin, options=None, *, tmp_path):
     options = options or {}
+    m = measure(method, overrides, options, seed=0, tmp_path=tmp_path)
+    if "min_pretext_acc" in options:
+        assert m["pretext_acc"] > options["min_pretext_acc"], f"{method}: pretext accuracy {m['pretext_acc']}"
+    assert m["learned"] > m["baseline"] + margin, f"{method}: kNN {m['learned']:.2f} vs random init {m['baseline']:.2f}"
+
+
+def measure(method, overrides, options, *, seed, tmp_path) -> dict:
+    """Train one case at ``seed``; validation kNN of its encoder and of the random init, and the last pretext acc."""
     cfg = load_checked_config(method, [f"out_dir={tmp_path}", "name=e2e", "data.subset=10000", "backbone.width=0.25",
-                               "train.warmup_steps=10", "train.progress=false", *overrides])
+                               "train.warmup_steps=10", "train.progress=false", *overrides, f"train.seed={seed}"])
     run = train(cfg)
     train_ds = load_train_data(cfg)
-    test_ds = load_train_data(cfg, split="test").subset(range(2000))
+    val_ds = load_train_data(cfg, split="val").subset(range(VAL_IMAGES))
     trained, _ = load_backbone(run)
     if "tiles" in options:
         trained = TileMeanBackbone(trained, **options["tiles"]).eval()
-    if "min_pretext_acc" in options:
-        records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-        last = [r["pretext_acc"] for r in records if r["step"] > cfg.train.steps - 50]
-        assert sum(last) / len(last) > options["min_pretext_acc"], f"{method}: pretext accuracy {last}"
-    learned = evaluate_backbone(trained, train_ds, test_ds, 28, linear=False)["knn_top1"]
-    baseline = random_init_knn(cfg, options, train_ds, test_ds)
-    assert learned > baseline + margin, f"{method}: kNN {learned:.2f} vs random init {baseline:.2f}"
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    last = [r["pretext_acc"] for r in records if "pretext_acc" in r and r["step"] > cfg.train.steps - 50]
+    return {"learned": evaluate_backbone(trained, train_ds, val_ds, 28, linear=False)["knn_top1"],
+            "baseline": random_init_knn(cfg, options, train_ds, val_ds),
+            "pretext_acc": sum(last) / len(last) if last else None}
 

@@ -3,15 +3,16 @@
 Colorization trains on the offline 'photos' crops and is scored on crops it
 did not train on, against the best colour prior, and its encoder's features on
 the held-out photos against random init; inpainting trains on a Fashion-MNIST
-subset and is scored on test images against filling the hole with the mean
+subset and is scored on validation images against filling the hole with the mean
 (its kNN case is in test_learning.py).
 
-Colorization's L-only encoder does not transfer from the 20 training photos to
-Fashion-MNIST (its kNN stays below random init's), and on held-out photos (the
-test split) its rebalanced cross-entropy does not yet beat the colour prior:
-150 steps learn the training photos' colours.
+Colorization's L-only encoder does not transfer from the training photos to
+Fashion-MNIST (its kNN stays below random init's), and on photos it never saw
+its rebalanced cross-entropy does not yet beat the colour prior: 150 steps
+learn the training photos' colours. Scored with the test split locked.
 """
 import numpy as np
+import pytest
 import torch
 
 from selfsup.augment import to_input
@@ -25,6 +26,8 @@ from selfsup.methods.inpainting import masked_l2
 from selfsup.train import checkpoint
 from selfsup.train.build import load_checked_config, load_train_data, make_backbone, method_from_config
 from selfsup.train.loop import train
+
+pytestmark = pytest.mark.usefixtures("test_split_locked")
 
 
 def trained_method(name, tmp_path, overrides):
@@ -75,9 +78,9 @@ def test_colorization_beats_the_colour_prior_and_random_init_on_crops_it_did_not
     s = colour_scores(method, crops[3072:3328], prior_from=crops[:512])
     assert s["loss"] < s["prior_loss"] - 0.2, s
     assert s["balanced_acc"] > s["prior_balanced_acc"] + 0.05, s
-    # The encoder's features on photos it never saw (the test split's 5 held-out photos): kNN finds each
-    # crop's source photo from the other crops (chance 20%).
-    held_out = load_train_data(cfg, split="test")
+    # The encoder's features on crops it never saw (the validation split, held out of the training photos'
+    # crops): kNN finds each crop's source photo from the other crops (chance 1 in 15).
+    held_out = load_train_data(cfg, split="val")
     reference, queries = held_out.subset(range(0, len(held_out), 2)), held_out.subset(range(1, len(held_out), 2))
     torch.manual_seed(cfg.train.seed)
     knn = {name: evaluate_backbone(rgb_input(b, held_out.mean, held_out.std), reference, queries, 32,
@@ -89,8 +92,8 @@ def test_colorization_beats_the_colour_prior_and_random_init_on_crops_it_did_not
 def test_inpainting_fills_the_hole_better_than_the_mean(tmp_path):
     method, cfg = trained_method("inpainting", tmp_path, ["data.subset=10000", "train.steps=60", "train.batch_size=32"])
     data = load_train_data(cfg)
-    test = np.array(load_dataset("fashion_mnist", split="test").images[:256])  # a copy: the cache is read-only
-    x = to_input(torch.from_numpy(test).permute(0, 3, 1, 2).contiguous(), data.mean, data.std)
+    val = np.array(load_dataset("fashion_mnist", split="val").images[:256])  # a copy: the cache is read-only
+    x = to_input(torch.from_numpy(val).permute(0, 3, 1, 2).contiguous(), data.mean, data.std)
     mask = method.make_masks(len(x), x.shape[-1], x.device)
     with torch.no_grad():
         rec, _ = method.reconstruct(x, mask)
