@@ -46,7 +46,7 @@ def evaluate(args: argparse.Namespace) -> int:
 
     results = evaluate_run(args.run_dir, args.protocol and tuple(args.protocol), random_init=args.random_init,
                            dataset=args.dataset, data_root=args.data_root, train_subset=args.train_subset,
-                           pool_to=args.pool_to, device=args.device)
+                           pool_to=args.pool_to, device=args.device, split=args.split)
     print(format_results(results))
     return 0
 
@@ -105,6 +105,18 @@ def report(args: argparse.Namespace) -> int:
     index = write_report(args.runs_dir, out_dir=args.out, metric=args.metric, embed_points=args.embed_points,
                          max_embed_runs=args.max_embed_runs, device=args.device)
     print(f"report written: {index} (and report.md beside it)")
+    return 0
+
+
+def leaderboard(args: argparse.Namespace) -> int:
+    from selfsup.runs.report import leaderboard as lb
+
+    results = Path(args.results) if args.results else lb.RESULTS_DIR
+    if args.grid_dir:
+        for path in lb.collect(Path(args.grid_dir), results):
+            print(f"wrote {path}")
+    lb.write_docs(results, Path(args.doc) if args.doc else lb.DOC, None if args.no_readme else lb.README)
+    print(f"leaderboard written: {args.doc or lb.DOC}" + ("" if args.no_readme else f" and {lb.README}'s table"))
     return 0
 
 
@@ -168,6 +180,9 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: knn, linear, clustering; no linear if the config sets eval.linear: false)",
     )
     p.add_argument("--random-init", action="store_true", help="evaluate the same backbone at random init instead")
+    p.add_argument("--split", help="the split scored: val (held out of the training split; for every choice) or "
+                   "test (final numbers only); default: the config's data.eval_split, test. Results of val go to "
+                   "eval_val.json")
     p.add_argument("--dataset", help="transfer: evaluate on this dataset's train/test splits (e.g. mnist, folder)")
     p.add_argument("--data-root", help="the transfer dataset's folder")
     p.add_argument("--train-subset", type=int, help="use only the first N training images (quick looks)")
@@ -224,6 +239,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-embed-runs", type=int, default=6, help="runs that get retrieval grids and t-SNE maps")
     p.add_argument("--device", default="cpu", help="where runs' features are extracted (cpu, cuda, cuda:N)")
     p.set_defaults(run=report)
+
+    p = sub.add_parser("leaderboard", help="result files of a finished leaderboard grid, and the tables made from them")
+    p.add_argument("grid_dir", nargs="?", help="the grid's folder (runs/grids/leaderboard): write a result file per "
+                   "finished cell first; without it, only regenerate the tables from the result files")
+    p.add_argument("--results", help="result-file folder (default: docs/results/leaderboard)")
+    p.add_argument("--doc", help="the markdown page written (default: docs/leaderboard.md)")
+    p.add_argument("--no-readme", action="store_true", help="leave README.md's methods table as it is")
+    p.set_defaults(run=leaderboard)
 
     p = sub.add_parser("pictures", help="a PNG per pretext task of what it sees (and predicts, given trained runs)")
     p.add_argument("--out", default="pictures", help="folder for the PNGs")

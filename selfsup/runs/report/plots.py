@@ -81,6 +81,20 @@ def training_curves(runs: dict[str, str | Path], path: str | Path, key: str = "l
     return _save(fig, path)
 
 
+def probe_curves(series: dict[str, list[tuple[float, float]]], path: str | Path,
+                 xlabel: str = "training minutes", ylabel: str = "online kNN top-1 on validation (%)") -> Path:
+    """The online probe's ``val_knn_top1`` against training time, one line per run (docs/leaderboard.md)."""
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for label, points in series.items():
+        if points:
+            ax.plot(*zip(*points), marker=".", label=label)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, ncol=2)
+    return _save(fig, path)
+
+
 def pretext_vs_linear(points: dict[str, tuple[float, float]], path: str | Path,
                       ylabel: str = "linear probe top-1 (%)") -> Path:
     """Each pretext run's own accuracy against its linear-probe (or ``ylabel``) accuracy (do they correlate?)."""
