@@ -90,6 +90,12 @@ def grid(args: argparse.Namespace) -> int:
     from selfsup.runs.grid import load_grid, run_grid
 
     g = load_grid(args.grid, out_dir=args.out_dir)
+    if args.only:
+        from fnmatch import fnmatch
+
+        g.cells = [c for c in g.cells if any(fnmatch(c.name, pattern) for pattern in args.only)]
+        if not g.cells:
+            raise InputError(f"--only {' '.join(args.only)}: no cell of {args.grid} matches")
     if args.dry_run:
         for cell in g.cells:
             print(f"{g.out_dir / cell.name}  ({cell.config} {' '.join(cell.overrides)})")
@@ -228,6 +234,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("grid", help="a grid YAML file or the name of a bundled grid (tiny, fmnist_small, imagenet_paper)")
     p.add_argument("--out-dir", help="put the cells here instead of the grid's out_dir")
     p.add_argument("--dry-run", action="store_true", help="check the grid and list its cells without running them")
+    p.add_argument("--only", nargs="+", metavar="GLOB", help="run only the cells whose names match, e.g. 'moco*'")
     p.set_defaults(run=grid)
 
     p = sub.add_parser("report", help="static HTML + Markdown report of the run folders under RUNS_DIR")

@@ -114,3 +114,12 @@ def test_grid_resumes_interrupted_cells_records_failures_and_skips_finished_ones
     assert trained == [bad.name]  # only the failed cell is tried again
     assert status[rot.name]["status"] == status[sim.name]["status"] == "done"
     assert mtimes == {p: p.stat().st_mtime_ns for cell in (rot, sim) for p in cell.rglob("*") if p.is_file()}
+
+
+def test_only_runs_the_cells_whose_names_match_and_names_a_pattern_that_matches_none(capsys):
+    assert main(["grid", "leaderboard", "--dry-run", "--only", "moco-*", "swav*"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[0].rsplit("/", 1)[1] for line in lines[:-1]] == ["moco-resnet18_v1-w0.25-s0",
+                                                                          "swav-resnet18_v1-w0.25-s0"]
+    assert main(["grid", "leaderboard", "--dry-run", "--only", "nothing*"]) == 2
+    assert "no cell of leaderboard matches" in capsys.readouterr().err

@@ -246,4 +246,6 @@ Colorization is not in it: Fashion-MNIST is grey, so there is no colour to predi
 
 LEADERBOARD_TAIL = """Reproduce: `selfsup grid leaderboard` (resumable; one cell after another), then
 `selfsup leaderboard runs/grids/leaderboard` writes the result files and regenerates this page and the
-README's methods table. Compare speeds only between cells of one machine."""
+README's methods table. Run folders are not committed: in a fresh checkout, train only the cells without a
+result file, e.g. `selfsup grid leaderboard --only 'moco-*' 'swav-*'`; `selfsup leaderboard` with no folder
+only regenerates the tables. Compare speeds only between cells of one machine."""
