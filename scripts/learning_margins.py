@@ -154,8 +154,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.table:
         print(table())
         if args.write:
-            before, rest = DOC.read_text().split(DOC_START, 1)
-            DOC.write_text(f"{before}{DOC_START}\n{table()}\n{DOC_END}{rest.split(DOC_END, 1)[1]}")
+            from selfsup.runs.report.leaderboard import write_between_markers
+
+            write_between_markers(DOC, DOC_START, DOC_END, table(), "learning margins")
         return 0
     known = cases()
     names = args.cases or [k for k, v in known.items() if v[-1] == "CI"]

@@ -16,9 +16,6 @@ import sys
 import time
 from pathlib import Path
 
-import yaml
-
-from selfsup.config import RUN_CONFIG
 from selfsup.registry import InputError
 from selfsup.runs.folder import read_run_config
 from selfsup.runs.grid import CELL_FILE, source_commit
@@ -44,17 +41,25 @@ def scores(results: dict) -> dict:
     return {k: v for k, v in out.items() if v is not None}
 
 
+def _collected() -> dict:
+    return {"commit": source_commit(), "date": time.strftime("%Y-%m-%d")}
+
+
+def unfinished(run_dir: Path) -> str | None:
+    """The first file a finished, evaluated cell has and ``run_dir`` lacks (None: it has them all)."""
+    return next((n for n in ("done.json", "eval.json", "eval_val.json", CELL_FILE) if not (run_dir / n).exists()), None)
+
+
 def cell_result(run_dir: Path) -> dict:
     """One finished cell as its result file: coordinates, budget, speed, validation and test scores, provenance."""
     run_dir = Path(run_dir)
-    for name in ("done.json", "eval.json", "eval_val.json", CELL_FILE):
-        if not (run_dir / name).exists():
-            raise InputError(f"{run_dir}: no {name}, so the cell has not finished (run its grid again)")
-    cfg = yaml.safe_load((run_dir / RUN_CONFIG).read_text())
+    if missing := unfinished(run_dir):
+        raise InputError(f"{run_dir}: no {missing}, so the cell has not finished (run its grid again)")
+    run_cfg = read_run_config(run_dir)
     cell = json.loads((run_dir / CELL_FILE).read_text())
     test, val = (json.loads((run_dir / f).read_text()) for f in ("eval.json", "eval_val.json"))
-    steps, batch = int(cfg["train"]["steps"]), int(cfg["train"]["batch_size"])
-    images = len(load_train_data(read_run_config(run_dir)))  # what an epoch of its training went through
+    steps, batch = run_cfg.train.steps, run_cfg.train.batch_size
+    images = len(load_train_data(run_cfg))  # what an epoch of its training went through
     records = read_metrics(run_dir)
     speeds = [r["img_per_s"] for r in records if "img_per_s" in r]
     probe_seconds = sum(r.get("probe_s", 0.0) for r in records if "val_knn_top1" in r)
@@ -66,17 +71,15 @@ def cell_result(run_dir: Path) -> dict:
             "epochs": steps * batch / images, "train_minutes": train_seconds / 60,
             "images_per_s": statistics.mean(speeds) if speeds else None, "precision": test.get("precision"),
             "val": scores(val), "test": scores(test), "trained_by": cell.get("trained_by", []),
-            "probe": probe, "probe_seconds": probe_seconds,
-            "collected": {"commit": source_commit(), "date": time.strftime("%Y-%m-%d")}, "config": cfg}
+            "probe": probe, "probe_seconds": probe_seconds, "collected": _collected(), "config": run_cfg.to_dict()}
 
 
 def random_init_result(run_dir: Path) -> dict:
     """The network of a cell at its random init, scored as the cells are (the grid writes it in the first cell)."""
     test, val = (json.loads((Path(run_dir) / f).read_text())
                  for f in ("eval_random_init.json", "eval_random_init_val.json"))
-    cfg = yaml.safe_load((Path(run_dir) / RUN_CONFIG).read_text())
-    return {"kind": "random_init", "backbone": cfg["backbone"], "val": scores(val), "test": scores(test),
-            "collected": {"commit": source_commit(), "date": time.strftime("%Y-%m-%d")}}
+    return {"kind": "random_init", "backbone": read_run_config(run_dir).to_dict()["backbone"], "val": scores(val),
+            "test": scores(test), "collected": _collected()}
 
 
 def raw_pixels_result(run_dir: Path) -> dict:
@@ -86,8 +89,7 @@ def raw_pixels_result(run_dir: Path) -> dict:
     cfg = read_run_config(run_dir)
     e = cfg.eval
     train = load_train_data(cfg, split=cfg.data.split)
-    out = {"kind": "raw_pixels", "dataset": cfg.data.name,
-           "collected": {"commit": source_commit(), "date": time.strftime("%Y-%m-%d")}}
+    out = {"kind": "raw_pixels", "dataset": cfg.data.name, "collected": _collected()}
     for split in ("val", "test"):
         out[split] = scores(evaluate_pixels(train, load_train_data(cfg, split=split), knn_k=e.knn_k,
                                             knn_temperature=e.knn_temperature, linear=e.linear, seed=cfg.train.seed))
@@ -102,8 +104,8 @@ def collect(grid_dir: Path, results_dir: Path = RESULTS_DIR, print_fn=print) -> 
     results_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for run_dir in sorted(p for p in grid_dir.iterdir() if (p / CELL_FILE).exists()):
-        if not (run_dir / "eval_val.json").exists() or not (run_dir / "eval.json").exists():
-            print_fn(f"{run_dir.name}: not finished, left out")
+        if missing := unfinished(run_dir):
+            print_fn(f"{run_dir.name}: not finished (no {missing}), left out")
             continue
         written.append(_write(results_dir / f"{run_dir.name}.json", cell_result(run_dir)))
         if (run_dir / "eval_random_init_val.json").exists() and not (results_dir / "random_init.json").exists():
@@ -116,6 +118,11 @@ def collect(grid_dir: Path, results_dir: Path = RESULTS_DIR, print_fn=print) -> 
 def _write(path: Path, record: dict) -> Path:
     path.write_text(json.dumps(record, indent=2) + "\n")
     return path
+
+
+def method_groups(groups: dict[str, list[dict]]) -> dict[str, list[dict]]:
+    """``read_results`` without the baselines: method -> its cells' result files."""
+    return {k: v for k, v in groups.items() if k not in BASELINES}
 
 
 def read_results(results_dir: Path = RESULTS_DIR) -> dict[str, list[dict]]:
@@ -136,8 +143,9 @@ def _mean_std(values: list[float | None], digits: int = 1) -> str:
     return f"{statistics.mean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f}"
 
 
-COLUMNS = (("val", "knn_top1", "val kNN"), ("test", "knn_top1", "kNN"), ("test", "linear_top1", "linear"),
-           ("test", "nmi", "k-means NMI"), ("test", "fewshot_1%", "1% labels"), ("test", "fewshot_10%", "10% labels"))
+COLUMNS = (("val", "knn_top1", "val kNN", 2), ("test", "knn_top1", "kNN", 2), ("test", "linear_top1", "linear", 2),
+           ("test", "nmi", "k-means NMI", 3), ("test", "fewshot_1%", "1% labels", 2),
+           ("test", "fewshot_10%", "10% labels", 2))  # (split, key, heading, digits)
 
 
 def table(groups: dict[str, list[dict]]) -> str:
@@ -148,13 +156,13 @@ def table(groups: dict[str, list[dict]]) -> str:
     rows = []
     for kind, label in (("raw_pixels", "raw pixels"), ("random_init", "random init (same network)")):
         for r in groups.get(kind, []):
-            cells = [_mean_std([r.get(split, {}).get(key)], 2 if key != "nmi" else 3) for split, key, _ in COLUMNS]
+            cells = [_mean_std([r.get(split, {}).get(key)], digits) for split, key, _, digits in COLUMNS]
             rows.append(f"| {label} | - | " + " | ".join(cells) + " | - | - | - | - |")
-    methods = {k: v for k, v in groups.items() if k not in BASELINES}
+    methods = method_groups(groups)
     order = sorted(methods, key=lambda m: -statistics.mean(r["val"].get("knn_top1", 0.0) for r in methods[m]))
     for m in order:
         rs = methods[m]
-        cells = [_mean_std([r[split].get(key) for r in rs], 2 if key != "nmi" else 3) for split, key, _ in COLUMNS]
+        cells = [_mean_std([r[split].get(key) for r in rs], digits) for split, key, _, digits in COLUMNS]
         rows.append(f"| [`{m}`](methods.md#{m}) | {len(rs)} | " + " | ".join(cells)
                     + f" | {_mean_std([r['steps'] for r in rs], 0)} | {_mean_std([r['epochs'] for r in rs])}"
                     + f" | {_mean_std([r['images_per_s'] for r in rs], 0)}"
@@ -201,16 +209,17 @@ def write_docs(results_dir: Path = RESULTS_DIR, doc: Path = DOC, readme: Path | 
     groups = read_results(results_dir)
     if not groups:
         raise InputError(f"{results_dir}: no result files (run `selfsup leaderboard GRID_DIR` on a finished grid)")
-    done = sum(len(v) for k, v in groups.items() if k not in BASELINES)
+    cells = [(m, r) for m, rs in method_groups(groups).items() for r in rs]
     trained_on = "\n".join(f"- {m}" for m in machines(groups)) or "- (not recorded)"
-    text = f"{LEADERBOARD_HEAD}\n\n{table(groups)}\n\n{done} cells finished. Trained on:\n\n{trained_on}\n\n"
-    curves = {f"{m} (s{r['seed']})": [(p["minutes"], p["val_knn_top1"]) for p in r.get("probe", [])]
-              for m, rs in groups.items() if m not in BASELINES for r in rs}
-    if any(curves.values()):
+    text = (f"{LEADERBOARD_HEAD}\n\n{table(groups)}\n\n{len(cells)} cells finished. Trained on:\n\n"
+            f"{trained_on}\n\n")
+    runs = [r for _, r in cells if r.get("probe")]
+    if runs:
         from selfsup.runs.report.plots import probe_curves
 
+        curves = {f"{m} (s{r['seed']})": [(p["minutes"], p["val_knn_top1"]) for p in r["probe"]]
+                  for m, r in cells if r.get("probe")}
         figure = probe_curves(curves, Path(doc).parent / "figures" / "leaderboard_probe.png")
-        runs = [r for m, rs in groups.items() if m not in BASELINES for r in rs if r.get("probe")]
         overhead = [100 * r["probe_seconds"] / (60 * r["train_minutes"]) for r in runs]
         t = runs[0]["config"]["train"]
         text += (f"![online kNN probe against training minutes]({figure.relative_to(Path(doc).parent)})\n\n"
@@ -221,12 +230,16 @@ def write_docs(results_dir: Path = RESULTS_DIR, doc: Path = DOC, readme: Path | 
     text += f"{LEADERBOARD_TAIL}\n"
     Path(doc).write_text(text)
     if readme is not None:
-        body = Path(readme).read_text()
-        if README_START not in body or README_END not in body:
-            raise InputError(f"{readme}: no leaderboard markers {README_START!r} ... {README_END!r}")
-        before, rest = body.split(README_START, 1)
-        after = rest.split(README_END, 1)[1]
-        Path(readme).write_text(f"{before}{README_START}\n{readme_table(groups)}\n{README_END}{after}")
+        write_between_markers(Path(readme), README_START, README_END, readme_table(groups), "leaderboard")
+
+
+def write_between_markers(path: Path, start: str, end: str, body: str, what: str) -> None:
+    """Replace what ``path`` holds between its ``start`` and ``end`` lines by ``body``, the generated ``what``."""
+    text = path.read_text()
+    if start not in text or end not in text:
+        raise InputError(f"{path}: no {what} markers {start!r} ... {end!r}")
+    before, rest = text.split(start, 1)
+    path.write_text(f"{before}{start}\n{body}\n{end}{rest.split(end, 1)[1]}")
 
 
 LEADERBOARD_HEAD = """# Leaderboard
