@@ -78,7 +78,7 @@ def random_init_result(run_dir: Path) -> dict:
     """The network of a cell at its random init, scored as the cells are (the grid writes it in the first cell)."""
     test, val = (json.loads((Path(run_dir) / f).read_text())
                  for f in ("eval_random_init.json", "eval_random_init_val.json"))
-    return {"kind": "random_init", "backbone": read_run_config(run_dir).to_dict()["backbone"], "val": scores(val),
+    return {"kind": "random_init", "backbone": dict(read_run_config(run_dir).backbone), "val": scores(val),
             "test": scores(test), "collected": _collected()}
 
 
@@ -213,12 +213,12 @@ def write_docs(results_dir: Path = RESULTS_DIR, doc: Path = DOC, readme: Path | 
     trained_on = "\n".join(f"- {m}" for m in machines(groups)) or "- (not recorded)"
     text = (f"{LEADERBOARD_HEAD}\n\n{table(groups)}\n\n{len(cells)} cells finished. Trained on:\n\n"
             f"{trained_on}\n\n")
-    runs = [r for _, r in cells if r.get("probe")]
+    probed = [(m, r) for m, r in cells if r.get("probe")]
+    runs = [r for _, r in probed]
     if runs:
         from selfsup.runs.report.plots import probe_curves
 
-        curves = {f"{m} (s{r['seed']})": [(p["minutes"], p["val_knn_top1"]) for p in r["probe"]]
-                  for m, r in cells if r.get("probe")}
+        curves = {f"{m} (s{r['seed']})": [(p["minutes"], p["val_knn_top1"]) for p in r["probe"]] for m, r in probed}
         figure = probe_curves(curves, Path(doc).parent / "figures" / "leaderboard_probe.png")
         overhead = [100 * r["probe_seconds"] / (60 * r["train_minutes"]) for r in runs]
         t = runs[0]["config"]["train"]
