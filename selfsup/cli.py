@@ -18,10 +18,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
-from selfsup.registry import InputError
+from selfsup.registry import InputError, Preempted, RunStopped
+
+INTERRUPTED_STATUS = 130  # what a shell reports for a Ctrl-C'd command
 
 
 def train(args: argparse.Namespace) -> int:
@@ -29,6 +32,9 @@ def train(args: argparse.Namespace) -> int:
     from selfsup.train.build import load_checked_config
     from selfsup.train.loop import train as train_run
 
+    if args.resume not in (True, False, "auto"):  # `--resume train.steps=5`: the value is an override
+        args.overrides.insert(0, args.resume)
+        args.resume = True
     cfg = load_checked_config(args.config, args.overrides)
     finished = False
     try:
@@ -173,7 +179,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train a method: selfsup train CONFIG [key=value ...]")
     p.add_argument("config", help="a YAML file or the name of a bundled config (e.g. simclr, rotation)")
     p.add_argument("overrides", nargs="*", help="key=value overrides, e.g. train.steps=200 backbone.width=0.5")
-    p.add_argument("--resume", action="store_true", help="continue the run folder's last checkpoint")
+    p.add_argument("--resume", nargs="?", const=True, default=False, metavar="auto",
+                   help="continue the run folder's last checkpoint; `--resume auto`: continue it if there is one, else "
+                        "start (what a requeued job runs, docs/hardening.md#preemption)")
     p.set_defaults(run=train)
 
     p = sub.add_parser("eval", help="evaluate a trained run's backbone with the evaluation protocols")
@@ -285,7 +293,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from selfsup.hardware import keep_freed_cpu_memory
+    from selfsup.hardware import choose_threads, keep_freed_cpu_memory
 
     parser = build_parser()
     args, rest = parser.parse_known_args(argv)
@@ -299,10 +307,18 @@ def main(argv: list[str] | None = None) -> int:
         getattr(args, target).extend(rest)
     keep_freed_cpu_memory()  # every command allocates batch-sized CPU buffers over and over
     try:
+        choose_threads()  # SELFSUP_THREADS=auto: no more threads than idle cores
         return args.run(args, rest) if pass_through else args.run(args)
     except (InputError, FileNotFoundError, FileExistsError) as err:
         print(f"selfsup {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except RunStopped as err:  # a NaN loss, a signal, a full disk: the message says what is kept and what to do
+        if os.environ.get("RANK", "0") == "0" or not isinstance(err, Preempted):  # every rank stops: say it once
+            print(f"selfsup {args.command}: {err}", file=sys.stderr)
+        return err.exit_status
+    except KeyboardInterrupt:
+        print(f"selfsup {args.command}: interrupted", file=sys.stderr)
+        return INTERRUPTED_STATUS
 
 
 if __name__ == "__main__":

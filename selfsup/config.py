@@ -36,8 +36,33 @@ _Loader.add_implicit_resolver(
 )
 
 
-def _yaml(text: str):
-    return yaml.load(text, Loader=_Loader)
+def _yaml(text: str, where: str = "override"):
+    try:
+        return yaml.load(text, Loader=_Loader)
+    except yaml.YAMLError as err:  # one line: the file, the line and column, what the parser expected
+        mark = getattr(err, "problem_mark", None)
+        at = f" line {mark.line + 1} column {mark.column + 1}" if mark is not None else ""
+        raise ConfigError(f"{where}{at} is not valid YAML: {getattr(err, 'problem', None) or err}") from None
+
+
+def read_yaml(path: str | Path) -> Any:
+    """A YAML file (YAML 1.2 floats); a syntax error is a ConfigError naming the file, line and column."""
+    return _yaml(Path(path).read_text(), f"file {str(path)!r}")
+
+
+def ranged(default: Any, interval: str) -> Any:
+    """A numeric field with its allowed interval, e.g. ``"(0, inf)"``; ``from_dict`` refuses values outside it.
+
+    Written as in mathematics: a parenthesis excludes the bound, a bracket includes it. NaN is never inside.
+    """
+    lo, hi = (float(v) for v in interval[1:-1].split(","))
+    return field(default=default, metadata={"interval": (interval, interval[0] == "[", lo, hi, interval[-1] == "]")})
+
+
+def _inside(value: float, closed_lo: bool, lo: float, hi: float, closed_hi: bool) -> bool:
+    above = value >= lo if closed_lo else value > lo
+    below = value <= hi if closed_hi else value < hi
+    return above and below  # False for NaN: every comparison with it is False
 
 
 @dataclass
@@ -46,36 +71,37 @@ class DataConfig:
     root: str | None = None  # None: the dataset's default location
     split: str = "train"  # the official training split minus the validation rows (selfsup.data.splits)
     eval_split: str = "test"  # where `selfsup eval` scores; "val" for every choice, "test" for final numbers
-    val_fraction: float = 0.1  # share of each class of the training split held out as "val"
-    val_seed: int = 0
-    resolution: int | None = None  # None: native size
+    val_fraction: float = ranged(0.1, "[0, 1)")  # share of each class of the training split held out as "val"
+    val_seed: int = ranged(0, "[0, inf)")
+    resolution: int | None = ranged(None, "[1, inf)")  # None: native size
     cache_dir: str | None = None  # decode once into a uint8 memmap here
-    subset: int | None = None  # train on the first N images only (quick runs, tests)
-    shuffle_buffer: int = 2000  # data.name=shards only: samples held back and drawn from at random while streaming
-    workers: int = 0  # data.name=shards only: threads decoding the images (0: in the loading thread)
+    subset: int | None = ranged(None, "[1, inf)")  # train on the first N images only (quick runs, tests)
+    # data.name=shards only: samples held back and drawn from at random while streaming, and decoding threads
+    shuffle_buffer: int = ranged(2000, "[0, inf)")
+    workers: int = ranged(0, "[0, inf)")  # 0: decode in the loading thread
 
 
 @dataclass
 class TrainConfig:
-    steps: int = 1000
-    batch_size: int = 256
+    steps: int = ranged(1000, "[1, inf)")
+    batch_size: int = ranged(256, "[1, inf)")
     optimizer: Literal["sgd", "adamw", "lars"] = "sgd"
-    lr: float = 0.3  # peak learning rate, after warm-up
-    min_lr: float = 0.0  # end of the cosine decay
-    warmup_steps: int = 0
-    weight_decay: float = 1e-4  # not applied to biases and norm parameters
-    momentum: float = 0.9  # SGD / LARS momentum, AdamW beta1
-    grad_clip: float | None = None  # max global gradient norm
+    lr: float = ranged(0.3, "(0, inf)")  # peak learning rate, after warm-up
+    min_lr: float = ranged(0.0, "[0, inf)")  # end of the cosine decay
+    warmup_steps: int = ranged(0, "[0, inf)")
+    weight_decay: float = ranged(1e-4, "[0, inf)")  # not applied to biases and norm parameters
+    momentum: float = ranged(0.9, "[0, 1)")  # SGD / LARS momentum, AdamW beta1
+    grad_clip: float | None = ranged(None, "(0, inf)")  # max global gradient norm
     precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 where the hardware has it
     channels_last: bool = True
     compile: bool = False  # torch.compile the backbone's forward (docs/speed.md#channels-last-and-torchcompile)
     device: str = "auto"  # auto, cpu, cuda, cuda:1, ...
-    seed: int = 0
-    ckpt_every: int = 500
-    log_every: int = 20
-    probe_every: int = 0  # steps between online kNN probes on the validation split (0: none; selfsup.train.probe)
-    probe_bank: int = 10000  # labelled training images in the probe's kNN bank
-    probe_val: int = 2000  # validation images it scores
+    seed: int = ranged(0, "[0, inf)")
+    ckpt_every: int = ranged(500, "[1, inf)")
+    log_every: int = ranged(20, "[1, inf)")
+    probe_every: int = ranged(0, "[0, inf)")  # steps between online kNN probes on val (0: none; selfsup.train.probe)
+    probe_bank: int = ranged(10000, "[1, inf)")  # labelled training images in the probe's kNN bank
+    probe_val: int = ranged(2000, "[1, inf)")  # validation images it scores
     progress: bool = True
     # multi-process (torchrun) only; batch_size above is per process, the global batch is world_size times it
     sync_bn: bool = False  # batch-norm statistics over the global batch (SyncBatchNorm; CUDA only)
@@ -84,10 +110,10 @@ class TrainConfig:
 
 @dataclass
 class EvalConfig:
-    knn_k: int = 200
-    knn_temperature: float = 0.07
+    knn_k: int = ranged(200, "[1, inf)")
+    knn_temperature: float = ranged(0.07, "(0, inf)")
     linear: bool = True  # the L-BFGS probe among the default protocols
-    batch_size: int = 512  # images per forward when extracting features
+    batch_size: int = ranged(512, "[1, inf)")  # images per forward when extracting features
     precision: Literal["auto", "fp32", "bf16"] | None = None  # None: train.precision
 
 
@@ -119,7 +145,8 @@ def from_dict(data: dict[str, Any], cls: type = RunConfig, where: str = "", kind
     if not isinstance(data, dict):
         raise ConfigError(f"{kind} section {where.rstrip('.') or '<root>'!r} must be a mapping, got {data!r}")
     hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    names = list(fields)
     kwargs = {}
     for key, value in data.items():
         path = f"{where}{key}"
@@ -127,7 +154,7 @@ def from_dict(data: dict[str, Any], cls: type = RunConfig, where: str = "", kind
             close = difflib.get_close_matches(str(key), names, n=1)
             hint = f" (did you mean {where + close[0]!r}?)" if close else ""
             raise ConfigError(f"unknown {kind} key {path!r}{hint}; keys here are: {', '.join(names)}")
-        kwargs[key] = _field_value(value, hints[key], path, kind)
+        kwargs[key] = _field_value(value, hints[key], path, kind, fields[key].metadata.get("interval"))
     missing = [
         f.name
         for f in dataclasses.fields(cls)
@@ -138,7 +165,7 @@ def from_dict(data: dict[str, Any], cls: type = RunConfig, where: str = "", kind
     return cls(**kwargs)
 
 
-def _field_value(value: Any, hint: Any, path: str, kind: str) -> Any:
+def _field_value(value: Any, hint: Any, path: str, kind: str, interval: tuple | None = None) -> Any:
     if dataclasses.is_dataclass(hint):
         return from_dict(value or {}, hint, f"{path}.", kind)
     origin, args = typing.get_origin(hint), typing.get_args(hint)
@@ -154,6 +181,8 @@ def _field_value(value: Any, hint: Any, path: str, kind: str) -> Any:
         value = float(value)
     if not _value_fits(value, hint):
         raise ConfigError(f"{kind} key {path!r}={value!r} is not allowed; expected {_describe(hint)}")
+    if interval is not None and value is not None and not _inside(value, *interval[1:]):
+        raise ConfigError(f"{kind} key {path!r}={value!r} must be in {interval[0]}")
     return value
 
 
@@ -162,7 +191,7 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     if "=" not in text:
         raise ConfigError(f"override {text!r} must look like key=value, e.g. train.steps=100")
     key, raw = text.split("=", 1)
-    return key.strip().split("."), _yaml(raw) if raw.strip() else None
+    return key.strip().split("."), _yaml(raw, f"override {text!r}") if raw.strip() else None
 
 
 def resolve_config_path(name_or_path: str | Path, folder: Path = CONFIG_DIR, what: str = "config") -> Path:
@@ -189,7 +218,7 @@ def load_config(name_or_path: str | None = None, overrides: list[str] = ()) -> R
     data: dict[str, Any] = {}
     if name_or_path is not None:
         path = resolve_config_path(name_or_path)
-        data = _yaml(path.read_text()) or {}
+        data = read_yaml(path) or {}
         if not isinstance(data, dict):
             raise ConfigError(f"config file {str(path)!r} must hold a mapping at the top level")
     for text in overrides:
@@ -212,7 +241,7 @@ def save_config(cfg: RunConfig, run_dir: str | Path) -> Path:
 def read_config(path: str | Path) -> RunConfig:
     """A config file written by ``save_config`` (or by hand), typed and checked like ``load_config``'s."""
     path = Path(path)
-    data = _yaml(path.read_text()) or {}
+    data = read_yaml(path) or {}
     if not isinstance(data, dict):
         raise ConfigError(f"config file {str(path)!r} must hold a mapping at the top level")
     return from_dict(data)

@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import ctypes
+import os
 import sys
+import time
 from functools import lru_cache
 from pathlib import Path
 
@@ -19,6 +21,8 @@ def resolve_device(name: str, key: str = "train.device") -> torch.device:
         dev = torch.device(name)
     except RuntimeError:
         raise InputError(f"{key}={name!r} is not a device; use auto, cpu, cuda or cuda:N") from None
+    if dev.type not in ("cpu", "cuda", "mps"):
+        raise InputError(f"{key}={name!r}: selfsup runs on auto, cpu, cuda, cuda:N or mps")
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise InputError(f"{key}={name!r} but no CUDA device is available")
     return dev
@@ -75,3 +79,43 @@ def keep_freed_cpu_memory() -> bool:
         return bool(libc.mallopt(m_mmap_max, 0)) and bool(libc.mallopt(m_trim_threshold, 2**31 - 1))
     except (OSError, AttributeError):  # musl and other C libraries: leave their allocator alone
         return False
+
+
+THREADS_ENV = "SELFSUP_THREADS"  # "auto": one thread per core that other processes leave idle (docs/hardening.md)
+
+
+def _cpu_times() -> tuple[int, int]:
+    """(idle, total) jiffies of all cores since boot, from /proc/stat's first line."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return fields[3] + (fields[4] if len(fields) > 4 else 0), sum(fields[:8])
+
+
+def idle_cores(seconds: float = 0.3) -> float:
+    """How many cores were idle over ``seconds`` while this process slept: what other processes leave us."""
+    idle0, total0 = _cpu_times()
+    time.sleep(seconds)
+    idle1, total1 = _cpu_times()
+    return (os.cpu_count() or 1) * (idle1 - idle0) / max(1, total1 - total0)
+
+
+def choose_threads() -> int:
+    """With ``SELFSUP_THREADS=auto``, use one thread per idle core; ``SELFSUP_THREADS=N``: N threads.
+
+    OpenMP threads wait for each other at every parallel loop's end, so one thread that another process
+    keeps off its core stalls them all; fewer threads than busy cores avoids that. Returns the count in use.
+    """
+    wanted = os.environ.get(THREADS_ENV, "")
+    if wanted.isdigit() and int(wanted) > 0:
+        torch.set_num_threads(int(wanted))
+    elif wanted == "auto":
+        try:
+            free = max(1, int(idle_cores() + 0.5))
+        except (OSError, ValueError, IndexError):  # no /proc/stat: leave the thread count alone
+            return torch.get_num_threads()
+        if free < torch.get_num_threads():
+            print(f"selfsup: other processes keep {torch.get_num_threads() - free} core(s) busy: using {free} "
+                  f"thread(s) ({THREADS_ENV}=auto)", file=sys.stderr)
+            torch.set_num_threads(free)
+    elif wanted:
+        raise InputError(f"{THREADS_ENV}={wanted!r} must be 'auto' or a positive number of threads")
+    return torch.get_num_threads()

@@ -24,6 +24,22 @@ class ConfigError(InputError):
     """A configuration key or value that cannot be used; the message names it."""
 
 
+class RunStopped(RuntimeError):
+    """Training stopped for a reason outside the code (a NaN loss, a signal, a full disk).
+
+    The message names the checkpoint that is good and how to go on; the CLI prints it as one line
+    and exits with ``exit_status``.
+    """
+
+    def __init__(self, message: str, exit_status: int = 1):
+        super().__init__(message)
+        self.exit_status = exit_status
+
+
+class Preempted(RunStopped):
+    """A signal stopped the run at a step boundary after writing its checkpoint: resume it (selfsup.train.stop)."""
+
+
 class Registry:
     def __init__(self, kind: str):
         self.kind = kind

@@ -70,3 +70,28 @@ def test_a_bug_keeps_its_traceback_instead_of_the_one_line_bad_input_exit(monkey
     monkeypatch.setattr(evaluate, "evaluate_run", broken)
     with pytest.raises(ValueError, match="internal inconsistency"):
         main(["eval", "runs/anything"])
+
+
+def test_a_nan_stop_is_one_line_with_the_checkpoint_and_exit_1(tmp_path, capsys):
+    code = main(["train", "rotation", f"out_dir={tmp_path}", "name=nan", "data.subset=256", "backbone.width=0.125",
+                 "train.batch_size=32", "train.progress=false", "train.steps=30", "train.lr=1e30",
+                 "train.warmup_steps=0", "train.precision=fp32"])
+    err = capsys.readouterr().err.strip()
+    assert code == 1 and len(err.splitlines()) == 1, err
+    assert err.startswith("selfsup train: ") and "stopped" in err
+
+
+def test_bad_device_is_one_line(capsys):
+    assert main(["train", "rotation", "train.device=tpu"]) == 2
+    assert "train.device='tpu'" in capsys.readouterr().err
+
+
+def test_resume_auto_is_an_option_value_and_other_values_stay_overrides(monkeypatch):
+    from selfsup.train import loop
+
+    seen = {}
+    monkeypatch.setattr(loop, "train", lambda cfg, resume: seen.update(resume=resume, steps=cfg.train.steps) or "x")
+    main(["train", "rotation", "--resume", "auto"])
+    assert seen == {"resume": "auto", "steps": 2000}
+    main(["train", "rotation", "--resume", "train.steps=500"])
+    assert seen == {"resume": True, "steps": 500}

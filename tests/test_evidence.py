@@ -110,3 +110,18 @@ def test_the_learning_margins_tables_in_docs_are_generated_from_the_result_files
     m = _margins_script()
     stale = "docs/methods.md is stale: python3 scripts/learning_margins.py --table --write"
     assert m.table() in m.DOC.read_text(), stale
+
+
+def test_every_test_that_docs_hardening_cites_exists():
+    """docs/hardening.md is the list of fault-injection guarantees: each row names the test that keeps it."""
+    import re
+
+    root = Path(__file__).resolve().parents[1]
+    text = (root / "docs" / "hardening.md").read_text()
+    cited = re.findall(r"`(tests/[\w/]+\.py)((?:::\w+)?)`", text)
+    cited += [(f, n) for f, n in re.findall(r"`(tests/[\w/]+\.py)::\w+`, `::(\w+)`", text)]
+    assert len(cited) > 20
+    for file, name in cited:
+        source = (root / file).read_text()
+        name = name.lstrip(":")
+        assert not name or re.search(rf"^def {name}\(", source, re.M), f"docs/hardening.md cites {file}::{name}"

@@ -7,6 +7,7 @@ unpickler below only resolves the few numpy names these files use.
 """
 from __future__ import annotations
 
+import _compat_pickle
 import io
 import pickle
 from pathlib import Path
@@ -27,8 +28,20 @@ _ALLOWED_GLOBALS = {
 }  # fmt: skip
 
 
+def _latin1_encode(text: str, encoding: str = "utf-8") -> bytes:
+    """Protocol-2 pickles written by Python 3 store bytes as ``_codecs.encode(text, "latin1")``: that call only."""
+    if encoding != "latin1" or not isinstance(text, str):
+        raise pickle.UnpicklingError(f"refers to _codecs.encode with {encoding!r}, which a CIFAR batch never holds")
+    return text.encode("latin1")
+
+
 class _ArrayOnlyUnpickler(pickle.Unpickler):
     def find_class(self, module: str, name: str) -> Any:
+        # Python 2 names (__builtin__, copy_reg) of protocols 0-2, mapped as pickle itself maps them
+        module, name = _compat_pickle.NAME_MAPPING.get((module, name), (module, name))
+        module = _compat_pickle.IMPORT_MAPPING.get(module, module)
+        if (module, name) == ("_codecs", "encode"):
+            return _latin1_encode
         if (module, name) not in _ALLOWED_GLOBALS:
             raise pickle.UnpicklingError(f"refers to {module}.{name}, which a CIFAR batch never holds")
         return super().find_class(module, name)

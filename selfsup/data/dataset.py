@@ -16,6 +16,8 @@ from PIL import Image
 from selfsup.registry import InputError
 
 STATS_MAX_IMAGES = 10_000  # mean/std are estimated from this many evenly spaced images
+MAX_IMAGE_PIXELS = 1 << 26  # ~67 megapixels: larger files are refused from their header (docs/data.md#limits)
+_WIDE_GREY = {"I", "I;16", "I;16B", "I;16L", "I;16N"}  # 16-bit (and 32-bit integer) grey: PNG, TIFF
 _STATS_CHUNK = 1024
 
 
@@ -166,6 +168,23 @@ def from_arrays(
     return ImageDataset(
         np.ascontiguousarray(arr), labels_arr, None if classes is None else list(classes), name, "arrays"
     )
+
+
+def check_pixels(img: Image.Image, where: str) -> None:
+    """Refuse an image larger than ``MAX_IMAGE_PIXELS`` before it is decoded (PIL reads the header only)."""
+    w, h = img.size
+    if w * h > MAX_IMAGE_PIXELS:
+        raise InputError(f"{where}: {w}x{h} is {w * h / 1e6:.0f} megapixels, over the limit of "
+                         f"{MAX_IMAGE_PIXELS / 1e6:.0f} (a decompression bomb, or resize it first)")
+
+
+def to_mode(img: Image.Image, mode: str) -> Image.Image:
+    """``img`` as "L" or "RGB"; 16-bit grey is scaled to 8 bits (PIL's own convert clips it to near white)."""
+    if img.mode in _WIDE_GREY:
+        wide = np.asarray(img).astype(np.float64)  # (H, W)
+        top = 65535.0 if wide.max(initial=0) <= 65535 else float(wide.max())
+        img = Image.fromarray(np.round(np.clip(wide, 0, None) * (255.0 / top)).astype(np.uint8), "L")
+    return img if img.mode == mode else img.convert(mode)
 
 
 def resize_image(img: Image.Image, resolution: int) -> Image.Image:

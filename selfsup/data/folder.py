@@ -1,5 +1,10 @@
 """Image-folder trees: ``root/[split/]class/*.jpg`` (labelled) or ``root/[split/]*.jpg`` (unlabelled).
 
+A labelled folder without split folders is split here, so evaluation never scores the
+images its probes fit: a seeded ``HELD_OUT_FRACTION`` of each class is its "test" split,
+the rest its "train" (from which "val" is carved as for any dataset). The dataset's
+``source`` says so, and ``selfsup eval`` records it in eval.json.
+
 Files that cannot be decoded are skipped, counted, listed in the dataset's
 ``skipped`` and reported in ONE warning: a single bad JPEG in a scraped folder
 should not stop a run, but it should not pass unnoticed either.
@@ -13,28 +18,31 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from selfsup.data.dataset import ImageDataset, resize_image
+from selfsup.data.dataset import ImageDataset, check_pixels, resize_image, to_mode
 from selfsup.data.files import find_root
+from selfsup.data.splits import validation_rows
 from selfsup.registry import InputError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
 _GREY_MODES = {"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F"}
 _SPLIT_DIRS = ("train", "test", "val")
 _WARN_FIRST = 5
+HELD_OUT_FRACTION, HELD_OUT_SEED = 0.2, 1234  # a folder without split folders: its "test" rows (ELPV holds out 25%)
 
 
 def _is_image(path: Path) -> bool:
     return path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES
 
 
-def _split_folder(root: Path, split: str) -> Path:
-    """``root/split`` when it exists, else ``root`` itself unless ``root`` is organised in other splits."""
+def _split_folder(root: Path, split: str) -> tuple[Path, bool]:
+    """``root/split`` when it exists, else ``root`` itself unless ``root`` is organised in other splits; and
+    whether the images there are to be split into "train" and "test" rows (``root`` holds no split folders)."""
     if (root / split).is_dir():
-        return root / split
+        return root / split, False
     present = [d for d in _SPLIT_DIRS if (root / d).is_dir()]
     if present:
         raise FileNotFoundError(f"folder: {root} has split folder(s) {present} but no {split!r} folder")
-    return root
+    return root, split in ("train", "test")
 
 
 def list_images(base: Path) -> tuple[list[Path], np.ndarray | None, list[str] | None]:
@@ -83,7 +91,7 @@ def _decode(path: Path, resolution: int, mode: str) -> np.ndarray:
         if img.format == "JPEG":  # let libjpeg downscale by 1/2..1/8 while decoding: much faster for big photos
             scale = resolution / min(img.size)
             img.draft(mode, (math.ceil(img.size[0] * scale), math.ceil(img.size[1] * scale)))
-        return np.asarray(resize_image(img.convert(mode), resolution))
+        return np.asarray(resize_image(to_mode(img, mode), resolution))
 
 
 def read_folder(root: str | Path | None, split: str, resolution: int | None) -> ImageDataset:
@@ -93,13 +101,27 @@ def read_folder(root: str | Path | None, split: str, resolution: int | None) -> 
     shorter side, then centre-cropped). Greyscale folders stay one-channel;
     any colour image makes the whole dataset RGB.
     """
-    base = _split_folder(find_root("folder", root, None, "images, or one sub-folder of images per class"), split)
+    base, held_out = _split_folder(find_root("folder", root, None, "images, or one sub-folder of images per class"),
+                                   split)
     paths, labels, classes = list_images(base)
+    source = str(base)
+    if held_out:
+        if labels is None and split == "test":
+            raise InputError(f"folder: {base} has no 'test' folder and no labels to score on: give it test/ and "
+                             "train/ folders of class folders, or evaluate with --dataset on labelled data")
+        if labels is not None:
+            test = np.zeros(len(paths), dtype=bool)
+            test[validation_rows(labels, HELD_OUT_FRACTION, HELD_OUT_SEED)] = True
+            rows = np.flatnonzero(test if split == "test" else ~test)
+            paths, labels = [paths[i] for i in rows], labels[rows]
+            source = (f"{base} (no split folders: a seeded {HELD_OUT_FRACTION:.0%} of each class is 'test', "
+                      "the rest 'train')")
     skipped: list[Path] = []
     sizes, modes, readable = [], [], []
     for i, path in enumerate(paths):  # first pass: headers only
         try:
             with Image.open(path) as img:
+                check_pixels(img, str(path))
                 sizes.append(img.size)
                 modes.append(img.mode)
                 readable.append(i)
@@ -129,4 +151,4 @@ def read_folder(root: str | Path | None, split: str, resolution: int | None) -> 
             stacklevel=3,
         )
     kept_labels = None if labels is None else labels[kept]
-    return ImageDataset(out[: len(kept)], kept_labels, classes, "folder", str(base), names)
+    return ImageDataset(out[: len(kept)], kept_labels, classes, "folder", source, names)

@@ -24,31 +24,43 @@ FASHION_MNIST_CLASSES = [
 _IDX_TYPES = {0x08: np.dtype(np.uint8), 0x09: np.dtype(np.int8), 0x0B: np.dtype(">i2"),
               0x0C: np.dtype(">i4"), 0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}  # fmt: skip
 _PREFIX = {"train": "train", "test": "t10k"}
+_DEFLATE_MAX_RATIO = 1032  # no deflate stream inflates more than ~1032-fold (RFC 1951 block limits)
 
 
 def read_idx(path: Path) -> np.ndarray:
-    """The array stored in one IDX file; ValueError naming the file if it is not one."""
+    """The array stored in one IDX file; ValueError naming the file if it is not one.
+
+    The header is checked before the data is read, and no more than the header's size is read, so a
+    small .gz that inflates to gigabytes (a "zip bomb") is refused without allocating them.
+    """
     try:
         with (gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")) as f:
-            data = f.read()
+            magic = f.read(4)
+            if len(magic) < 4 or magic[0] != 0 or magic[1] != 0 or magic[2] not in _IDX_TYPES or magic[3] == 0:
+                raise InputError(
+                    f"{path}: not an IDX file: magic number 0x{magic.hex()}, expected 0x0000 then a type code "
+                    f"and rank (0x00000803 for images, 0x00000801 for labels)"
+                )
+            rank, dtype = magic[3], _IDX_TYPES[magic[2]]
+            header = f.read(4 * rank)
+            if len(header) < 4 * rank:
+                raise InputError(f"{path}: IDX header truncated: rank {rank} needs {4 + 4 * rank} bytes, "
+                                 f"file has {4 + len(header)}")
+            dims = struct.unpack(f">{rank}I", header)
+            expected = math.prod(dims) * dtype.itemsize
+            stored = path.stat().st_size - (0 if path.suffix == ".gz" else 4 + 4 * rank)
+            if expected > (_DEFLATE_MAX_RATIO * stored if path.suffix == ".gz" else stored):
+                raise InputError(f"{path}: IDX header says shape {dims} ({expected} bytes of data), more than "
+                                 f"the {stored}-byte file can hold")
+            body = f.read(expected)
+            extra = f.read(1)
     except (OSError, EOFError) as e:
         if isinstance(e, FileNotFoundError):
             raise
         raise InputError(f"{path}: cannot read IDX file ({e})") from e
-    magic = data[:4]
-    if len(magic) < 4 or magic[0] != 0 or magic[1] != 0 or magic[2] not in _IDX_TYPES or magic[3] == 0:
-        raise InputError(
-            f"{path}: not an IDX file: magic number 0x{magic.hex()}, expected 0x0000 then a type code "
-            f"and rank (0x00000803 for images, 0x00000801 for labels)"
-        )
-    rank, dtype = magic[3], _IDX_TYPES[magic[2]]
-    if len(data) < 4 + 4 * rank:
-        raise InputError(f"{path}: IDX header truncated: rank {rank} needs {4 + 4 * rank} bytes, file has {len(data)}")
-    dims = struct.unpack(f">{rank}I", data[4 : 4 + 4 * rank])
-    body = memoryview(data)[4 + 4 * rank :]
-    expected = math.prod(dims) * dtype.itemsize
-    if len(body) != expected:
-        raise InputError(f"{path}: IDX header says shape {dims} ({expected} bytes of data), file holds {len(body)}")
+    if len(body) != expected or extra:
+        held = f"{len(body)}" if not extra else f"more than {expected}"
+        raise InputError(f"{path}: IDX header says shape {dims} ({expected} bytes of data), file holds {held}")
     return np.frombuffer(body, dtype=dtype).reshape(dims)
 
 

@@ -42,7 +42,7 @@ import torch
 from PIL import Image
 
 from selfsup.data.batch import Batch
-from selfsup.data.dataset import STATS_MAX_IMAGES, ImageDataset
+from selfsup.data.dataset import STATS_MAX_IMAGES, ImageDataset, check_pixels, to_mode
 from selfsup.data.loader import to_device
 from selfsup.registry import InputError
 
@@ -157,6 +157,8 @@ def open_shards(root: str | Path) -> ShardDataset:
             f"{path}: the shard counts add up to {sum(c for _, c in shards)} images, 'count' says {info['count']}"
         )
     for file, _ in shards:
+        if Path(file).name != file or file in ("", ".", ".."):  # "../x.tar", "/abs/x.tar", "sub/x.tar"
+            raise InputError(f"{path} lists shard {file!r}: shard files must be plain names inside {root}")
         if not (root / file).is_file():
             raise FileNotFoundError(f"{root / file} not found, but {path} lists it")
     return ds
@@ -174,7 +176,9 @@ class ShardLoader:
     A corrupt sample (an image that does not decode, a bad label or key) is
     skipped and counted in ``skipped``, with a warning naming the shard and
     member the first time it is met; ``corrupt`` maps "shard:member" to the reason.
-    An epoch that loses samples this way may end a batch or two early.
+    An unreadable shard, or a damaged tail, counts every sample it loses. An epoch
+    that loses samples this way may end a batch or two early; one that gives no
+    batch at all is an error naming the shards and a reason.
 
     Args:
         dataset: the shard folder, from ``open_shards``.
@@ -206,6 +210,7 @@ class ShardLoader:
         self.seed, self.shuffle_buffer, self.rank, self.world_size = seed, shuffle_buffer, rank, world_size
         self.workers = workers
         self.mine = dataset.shards[rank::world_size]  # (file, count) of this process's shards
+        self._counts = dict(dataset.shards)
         self.size = len(dataset)
         shares = [sum(c for _, c in dataset.shards[r::world_size]) for r in range(world_size)]
         if min(shares) < batch_size:
@@ -228,9 +233,10 @@ class ShardLoader:
                              "streamed shards cannot draw images by weight: train from an in-memory dataset")
 
     def __iter__(self) -> Iterator[Batch]:
-        epoch = self.epoch
+        epoch, served, whole = self.epoch, 0, self.position == 0
         stream = self._stream(epoch, self.position)
         for batch in stream:
+            served += 1
             self.position += 1  # before yielding: state_dict() read while this batch is in use points past it
             finished = self.position == len(self)
             if finished:
@@ -239,6 +245,12 @@ class ShardLoader:
             yield batch
             if finished:
                 return
+        if served == 0 and whole:  # every sample skipped: another epoch would skip them all again, forever
+            where, reason = next(iter(self.corrupt.items()), ("", "no sample"))
+            raise InputError(
+                f"{self.dataset.root}: epoch {epoch} gave no batch of {self.batch_size}: {self.skipped} sample(s) "
+                f"skipped, e.g. {where} ({reason}); check the shards and {SHARDS_JSON}"
+            )
         self.epoch, self.position, self._live = epoch + 1, 0, None  # ran dry early: corrupt samples were skipped
 
     def state_dict(self) -> dict[str, Any]:
@@ -313,14 +325,16 @@ class ShardLoader:
                 yield from pending.popleft().result()
 
     def _read(self, shard: str) -> Iterator[tuple[str, str, dict[str, bytes]]]:
-        """(shard, key, {extension: bytes}) per sample; a damaged tail ends the shard with a warning."""
-        last = "(start)"
+        """(shard, key, {extension: bytes}) per sample; an unreadable shard, or its damaged tail, is skipped with a
+        warning, and its lost samples (by shards.json's count) are counted in ``skipped``."""
+        last, read = "(start)", 0
         try:
             for key, members in tar_samples(self.dataset.root / shard):
-                last = key
+                last, read = key, read + 1
                 yield shard, key, members
-        except (OSError, tarfile.TarError, EOFError) as err:  # truncated or damaged after `last`
-            self._skip(shard, f"after {last}", f"the rest of the shard is unreadable: {err}")
+        except (InputError, OSError, tarfile.TarError, EOFError) as err:  # unreadable, or damaged after `last`
+            lost = max(1, self._counts[shard] - read)
+            self._skip(shard, f"after {last}", f"the rest of the shard ({lost} samples) is unreadable: {err}", lost)
 
     def _decode(self, shard: str, key: str, members: dict[str, bytes]) -> tuple[int, np.ndarray, int] | None:
         ext = next((e for e in IMAGE_EXTS if e in members), None)
@@ -328,7 +342,7 @@ class ShardLoader:
         try:
             if ext is None:
                 raise InputError(f"no image member (.{', .'.join(IMAGE_EXTS)}) among .{', .'.join(members)}")
-            index = int(key.rpartition("/")[2])
+            index = _global_index(key, self.dataset.root / shard)
             if not 0 <= index < self.size:
                 raise InputError(f"key {key} is outside the dataset's {self.size} global indices")
             pixels = decode_image(members[ext], ext, self.dataset.channels)  # (H, W, C) uint8
@@ -349,10 +363,10 @@ class ShardLoader:
             return None
         return index, pixels, label
 
-    def _skip(self, shard: str, member: str, reason: str) -> None:
+    def _skip(self, shard: str, member: str, reason: str, samples: int = 1) -> None:
         where = f"{shard}:{member}"
         with self._skip_lock:
-            self.skipped += 1
+            self.skipped += samples
             first = where not in self.corrupt
             self.corrupt.setdefault(where, reason)
         if first:
@@ -386,7 +400,8 @@ def decode_image(data: bytes, ext: str, channels: int) -> np.ndarray:
     """Encoded image bytes -> (H, W, channels) uint8, converting grey/colour as needed."""
     mode = "L" if channels == 1 else "RGB"
     with Image.open(io.BytesIO(data), formats=(IMAGE_EXTS[ext],)) as img:  # the format named: PIL probes no others
-        pixels = np.asarray(img if img.mode == mode else img.convert(mode))
+        check_pixels(img, "image")
+        pixels = np.asarray(to_mode(img, mode))
     return pixels.reshape(*pixels.shape[:2], channels)
 
 
@@ -396,13 +411,14 @@ def index_shards(shard_dir: str | Path, classes: list[str] | None = None, channe
 
     One pass over every ``*.tar`` in the folder (in name order) counts its
     samples; the resolution comes from the first image, the pixel mean/std from
-    the first ``stats_images`` images. Keys must be the images' global indices.
+    the first ``stats_images`` images. Keys must be the images' global indices,
+    0 .. N-1 each once: a key the reader could not serve is an error naming it.
     """
     root = Path(shard_dir).expanduser()
     files = sorted(p.name for p in root.glob("*.tar"))
     if not files:
         raise FileNotFoundError(f"{root} holds no .tar files to index")
-    shards, first, labelled, total, sums = [], None, True, 0, np.zeros((2, channels))
+    shards, first, labelled, total, sums, keys = [], None, True, 0, np.zeros((2, channels)), []
     for file in files:
         count = 0
         for key, members in tar_samples(root / file):
@@ -418,9 +434,15 @@ def index_shards(shard_dir: str | Path, classes: list[str] | None = None, channe
                 first = first or pixels.shape[0]
                 sums += [pixels.mean(axis=(0, 1)), np.square(pixels).mean(axis=(0, 1))]
             labelled = labelled and "cls" in members
+            keys.append(_global_index(key, root / file))
             count += 1
         shards.append({"file": file, "count": count})
         total += count
+    order = np.sort(np.asarray(keys, dtype=np.int64))
+    if not np.array_equal(order, np.arange(total)):
+        bad = order[np.flatnonzero(order != np.arange(total))[0]]
+        raise InputError(f"{root}: sample keys must be the global indices 0..{total - 1}, each once; key {bad} "
+                         f"{'repeats' if (order == bad).sum() > 1 else 'is out of that range'} (name samples by index)")
     mean = sums[0] / min(total, stats_images)
     std = np.sqrt(np.maximum(sums[1] / min(total, stats_images) - mean**2, 0.0))
     info = {"format": FORMAT, "version": VERSION, "name": name, "source": str(root), "count": total, "shards": shards,
@@ -428,6 +450,15 @@ def index_shards(shard_dir: str | Path, classes: list[str] | None = None, channe
             "mean": mean.tolist(), "std": std.tolist()}
     (root / SHARDS_JSON).write_text(json.dumps(info, indent=1))
     return root
+
+
+def _global_index(key: str, shard: Path) -> int:
+    """A sample key's global index (the key's last path part, in decimal digits)."""
+    digits = key.rpartition("/")[2]
+    if not digits.isdigit():
+        raise InputError(f"{shard}: sample key {key!r} is not a global index (decimal digits, e.g. 000123); "
+                         "write the shards with __key__ = f'{index:06d}'")
+    return int(digits)
 
 
 def shuffle_buffer(items: Iterator, size: int, rng: np.random.Generator) -> Iterator:

@@ -48,7 +48,8 @@ class NPID(Method):
         self.head = linear_or_mlp(backbone.out_dim, embedding_dim, hidden_dim)
         self.memory = MemoryBank(num_samples, embedding_dim, momentum)
         self.num_negatives = min(num_negatives, num_samples - 1)
-        self.register_buffer("log_z", torch.tensor(float("nan")))  # NCE's log Z, estimated on the first batch
+        # NCE's log Z, estimated on the first batch (InfoNCE has none: no NaN placeholder in its checkpoints)
+        self.register_buffer("log_z", torch.tensor(float("nan")) if loss == "nce" else None)
 
     def training_step(self, batch: Batch, step: int) -> StepOutput:
         x = self.augment(batch.images)  # (B, 3, H, W)

@@ -210,7 +210,7 @@ def evaluate_run(run_dir: str | Path, protocols: tuple[str, ...] | None = None, 
     results = json.loads(path.read_text()) if path.exists() else {}
     results.update(run=str(run_dir), weights=run.weights, dataset=dataset or cfg.data.name,
                    train_split=run.train_split, test_split=run.test_split, train_images=len(run.train),
-                   test_images=len(run.test), precision=run.precision)
+                   test_images=len(run.test), test_source=run.test.source, precision=run.precision)
     pretext = None if random_init else last_pretext_acc(run_dir)
     if pretext is not None:
         results["pretext_acc"] = pretext

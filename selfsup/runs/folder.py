@@ -8,6 +8,7 @@ A run folder (written by ``selfsup.train.loop.train``) holds ``config.yaml``,
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -47,7 +48,11 @@ def load_backbone(run_dir: str | Path) -> tuple[Backbone, RunConfig]:
     if path.name == BACKBONE_FILE:
         backbone.load_state_dict(load_file(str(path)))
     else:
-        state = checkpoint.load(path)["method"]
+        saved = checkpoint.load(path)
+        if not (Path(run_dir) / "done.json").exists():
+            warnings.warn(f"{run_dir} has not finished training: evaluating its checkpoint at step {saved['step']} "
+                          f"of train.steps={cfg.train.steps}", stacklevel=2)
+        state = saved["method"]
         backbone.load_state_dict({k[len("backbone."):]: v for k, v in state.items() if k.startswith("backbone.")})
     return backbone.eval(), cfg
 

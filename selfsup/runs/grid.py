@@ -7,7 +7,8 @@ like any other run. The grid is resumable: a cell with ``done.json`` and every
 requested protocol in its ``eval.json`` is skipped; a cell with ``last.pt`` but
 no ``done.json`` (killed mid-training) is resumed from its checkpoint; a cell
 that raised is recorded (``error.txt`` in its folder, and ``grid_status.json``
-in ``out_dir``) and the grid goes on with the others.
+in ``out_dir``) and the grid goes on with the others. A signal (Ctrl-C, SIGTERM,
+SIGUSR1) stops the grid after its cell's checkpoint, the cell marked ``interrupted``.
 
 The grid file (see selfsup/configs/grids/*.yaml)::
 
@@ -44,11 +45,9 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Callable
 
-import yaml
-
-from selfsup.config import CONFIG_DIR, RunConfig, from_dict, resolve_config_path
+from selfsup.config import CONFIG_DIR, RunConfig, from_dict, read_yaml, resolve_config_path
 from selfsup.hardware import machine_info, resolve_device, synchronize
-from selfsup.registry import ConfigError
+from selfsup.registry import ConfigError, Preempted
 from selfsup.runs.evaluate import PROTOCOLS, evaluate_run, missing_protocols
 from selfsup.runs.folder import read_run_config
 from selfsup.train.build import check_config, load_checked_config, load_train_data, make_loader, method_from_config
@@ -219,7 +218,7 @@ def parse_grid(data: dict, source: str = "", out_dir: str | Path | None = None) 
 
 def load_grid(name_or_path: str | Path, out_dir: str | Path | None = None) -> Grid:
     path = resolve_config_path(name_or_path, GRID_DIR, "grid")
-    data = yaml.safe_load(path.read_text()) or {}
+    data = read_yaml(path) or {}
     return parse_grid(data, source=str(path), out_dir=out_dir)
 
 
@@ -347,6 +346,12 @@ def run_grid(grid: Grid, print_fn: Callable | None = None) -> dict[str, dict]:
                           eval_seconds=round(info["eval_seconds"], 1))
             print_fn(f"{head}: {state}: {_summary(info, results)}")
             random_init_baseline(cell, run_dir, head)
+        except Preempted:  # a signal stops the grid, not only the cell; the cell resumes with the grid
+            info["train_seconds"] += time.perf_counter() - t0
+            _write_json(info_path, info)
+            record["status"] = "interrupted"
+            save()
+            raise
         except Exception as err:  # noqa: BLE001 -- one failing cell must not stop the grid
             run_dir.mkdir(parents=True, exist_ok=True)
             (run_dir / "error.txt").write_text(traceback.format_exc())

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import inspect
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Iterator
 
 import torch
@@ -139,18 +140,17 @@ def check_config(cfg: RunConfig) -> RunConfig:
             raise ConfigError(f"config key 'method.{DATASET_SIZE_ARG}' is set from the training set's size; remove it")
         check_kwargs(fn, kwargs, f"{section} {name!r} (config key {section}.*)")
     check_kwargs(ViewAugment, cfg.augment, "augment (config key augment.*)")
-    t = cfg.train
-    for key in ("steps", "batch_size", "log_every", "ckpt_every", "probe_bank", "probe_val"):
-        if getattr(t, key) <= 0:
-            raise ConfigError(f"config key 'train.{key}'={getattr(t, key)} must be positive")
-    if t.probe_every < 0:
-        raise ConfigError(f"config key 'train.probe_every'={t.probe_every} must be >= 0 (0: no online probe)")
-    if t.lr <= 0:
-        raise ConfigError(f"config key 'train.lr'={t.lr} must be positive")
+    if Path(cfg.name).name != cfg.name or cfg.name in ("", ".", ".."):  # "../x" or "/abs" would leave out_dir
+        raise ConfigError(f"config key 'name'={cfg.name!r} must be a plain folder name inside out_dir={cfg.out_dir!r}")
+    t = cfg.train  # each value's own range is checked as the config is read (selfsup.config.ranged)
+    if t.min_lr > t.lr:
+        raise ConfigError(f"config key 'train.min_lr'={t.min_lr} must not exceed train.lr={t.lr}")
     if t.warmup_steps >= t.steps:
         raise ConfigError(
             f"config key 'train.warmup_steps'={t.warmup_steps} must be smaller than train.steps={t.steps}"
         )
+    with torch.device("meta"):  # no memory, no init cost: a bad width or depth fails before any data is read
+        make_backbone(cfg)
     return cfg
 
 

@@ -120,3 +120,12 @@ def average(values: dict[str, float], device: torch.device) -> dict[str, float]:
     t = torch.tensor([float(values[k]) for k in keys], dtype=torch.float64, device=device)
     dist.all_reduce(t)
     return {**values, **{k: v / world_size() for k, v in zip(keys, t.tolist())}}
+
+
+def largest(value: int, device: torch.device) -> int:
+    """The largest of every rank's ``value`` (one all-reduce), so all ranks take the same branch."""
+    if world_size() == 1:
+        return value
+    t = torch.tensor([value], dtype=torch.int64, device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return int(t.item())

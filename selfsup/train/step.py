@@ -17,12 +17,13 @@ from selfsup.data import Batch, BatchLoader, ImageDataset
 from selfsup.data.shards import ShardDataset, ShardLoader
 from selfsup.methods import Method, StepOutput
 from selfsup.precision import Precision, autocast, autocast_dtype
+from selfsup.registry import RunStopped
 from selfsup.schedules import ema_momentum, warmup_cosine
 from selfsup.train.optim import build_optimizer
 
 
-class NonFiniteLossError(FloatingPointError):
-    """The loss became NaN or infinite; the last good checkpoint is kept."""
+class NonFiniteLossError(RunStopped):
+    """The loss (or a weight, before a checkpoint) became NaN or infinite; the last good checkpoint is kept."""
 
 
 class TrainStep:

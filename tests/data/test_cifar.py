@@ -50,3 +50,30 @@ def test_cifar_pickle_that_would_run_code_is_refused(tmp_path):
     (tmp_path / "test_batch").write_bytes(pickle.dumps({b"data": threading.Thread}))
     with pytest.raises(ValueError, match=r"test_batch: not a CIFAR python pickle .*threading.Thread"):
         load_dataset("cifar10", root=tmp_path, split="test")
+
+
+@pytest.mark.parametrize("protocol", [0, 1, 2, 4, 5])
+def test_cifar_batches_re_saved_with_any_pickle_protocol_load(tmp_path, protocol):
+    images, labels = write_cifar10(tmp_path)
+    for path in (*tmp_path.glob("data_batch_*"), tmp_path / "test_batch", tmp_path / "batches.meta"):
+        with open(path, "rb") as f:
+            obj = pickle.load(f)
+        if protocol < 3:  # as Python 3 writes old protocols: a bytes label, a numpy array
+            obj = {**obj, b"data": np.asarray(obj[b"data"])} if b"data" in obj else obj
+        path.write_bytes(pickle.dumps(obj, protocol=protocol))
+    test = load_dataset("cifar10", root=tmp_path, split="test")
+    np.testing.assert_array_equal(test.images, images[15:])
+
+
+def test_a_protocol_2_pickle_may_only_use_latin1_encoding(tmp_path):
+    import codecs
+
+    write_cifar10(tmp_path)
+
+    class Sneaky:
+        def __reduce__(self):
+            return (codecs.encode, ("x\\x9c", "zlib_codec"))
+
+    (tmp_path / "test_batch").write_bytes(pickle.dumps({b"data": Sneaky()}, protocol=2))
+    with pytest.raises(ValueError, match="not a CIFAR python pickle"):
+        load_dataset("cifar10", root=tmp_path, split="test")

@@ -66,3 +66,26 @@ def test_plain_idx_files_load_and_truncated_data_is_an_error(tmp_path):
     (tmp_path / "train-images-idx3-ubyte").write_bytes(raw[:-1])
     with pytest.raises(ValueError, match=r"IDX header says shape \(3, 5, 5\)"):
         load_dataset("mnist", root=tmp_path)
+
+
+def test_a_gz_bomb_is_refused_without_inflating_it(tmp_path):
+    import gzip
+    import tracemalloc
+
+    from selfsup.data.idx import read_idx
+
+    bomb = tmp_path / "bomb-idx3-ubyte.gz"
+    with gzip.open(bomb, "wb") as f:
+        f.write(b"\x00\x00\x08\x03" + (2).to_bytes(4, "big") + (4).to_bytes(4, "big") + (4).to_bytes(4, "big"))
+        for _ in range(64):
+            f.write(bytes(1 << 20))  # 64 MB of zeros after a 32-byte body
+    tracemalloc.start()
+    with pytest.raises(ValueError, match=r"header says shape \(2, 4, 4\) \(32 bytes of data\), file holds more"):
+        read_idx(bomb)
+    assert tracemalloc.get_traced_memory()[1] < 8 << 20
+    tracemalloc.stop()
+    liar = tmp_path / "liar-idx3-ubyte.gz"
+    with gzip.open(liar, "wb") as f:
+        f.write(b"\x00\x00\x08\x03" + b"".join(n.to_bytes(4, "big") for n in (60000, 10000, 10000)))
+    with pytest.raises(ValueError, match=r"more than the \d+-byte file can hold"):
+        read_idx(liar)

@@ -13,7 +13,7 @@ from safetensors.torch import load_file
 
 from selfsup.cli import main as cli
 from selfsup.data import load_dataset
-from selfsup.data.shards import ShardLoader, index_shards, open_shards, write_shards
+from selfsup.data.shards import ShardLoader, index_shards, open_shards, tar_samples, write_shards
 from selfsup.registry import ConfigError
 from selfsup.runs.evaluate import evaluate_run
 from selfsup.train import checkpoint
@@ -231,6 +231,11 @@ def test_truncated_shard_keeps_its_first_images_and_warns(shard_dir, source, tmp
         batches = [b for _ in range(3) for b in loader]
     seen = indices([(b.images, b.index, b.labels) for b in batches])
     assert 0 in seen and 63 not in seen and {64, 255} <= set(seen)
+    readable = 0
+    with pytest.raises(Exception):  # noqa: B017 -- tarfile's kinds of damage
+        for _ in tar_samples(bad / "shard-000000.tar"):
+            readable += 1
+    assert 0 < readable < PER_SHARD and loader.skipped == 3 * (PER_SHARD - readable)  # lost samples, every epoch
     assert_matches_source([(b.images, b.index, b.labels) for b in batches], source)
 
 
@@ -242,14 +247,51 @@ def test_bad_paths_give_errors_naming_the_file(shard_dir, tmp_path):
     (broken / "shard-000001.tar").unlink()
     with pytest.raises(FileNotFoundError, match=r"broken/shard-000001.tar not found"):
         open_shards(broken)
-    (broken / "shard-000001.tar").write_text("not a tar file")
-    with pytest.raises(ValueError, match=r"broken/shard-000001.tar is unreadable as a tar file"):
-        epoch_batches(ShardLoader(open_shards(broken), batch_size=32))
+    (broken / "shard-000001.tar").write_text("not a tar file")  # skipped like a damaged tail, every sample counted
+    loader = ShardLoader(open_shards(broken), batch_size=32)
+    with pytest.warns(UserWarning, match=r"broken/shard-000001.tar: skipping .*\(64 samples\) is unreadable"):
+        assert len(epoch_batches(loader)) == (N - PER_SHARD) // 32
+    assert loader.skipped == PER_SHARD
+    info = json.loads((broken / "shards.json").read_text())
+    for outside in ("../shard-000001.tar", "/tmp/shard-000001.tar"):
+        (broken / "shards.json").write_text(json.dumps({**info, "shards": [{"file": outside, "count": N}]}))
+        with pytest.raises(ValueError, match=rf"lists shard '{outside}': shard files must be plain names"):
+            open_shards(broken)
     (broken / "shards.json").write_text("{not json")
     with pytest.raises(ValueError, match=r"broken/shards.json is unreadable"):
         open_shards(broken)
     with pytest.raises(FileExistsError, match="already holds shards"):
         write_shards(load_dataset("fashion_mnist", split="test").subset(range(4)), shard_dir)
+
+
+def test_an_epoch_that_gives_no_batch_is_an_error_not_a_hang(shard_dir, tmp_path):
+    wrong = tmp_path / "wrong"
+    shutil.copytree(shard_dir, wrong)
+    info = json.loads((wrong / "shards.json").read_text())
+    (wrong / "shards.json").write_text(json.dumps({**info, "resolution": 32}))  # the images are 28 px
+    loader = ShardLoader(open_shards(wrong), batch_size=32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pytest.raises(ValueError, match=r"wrong: epoch 0 gave no batch of 32: 256 sample\(s\) skipped, e.g. "
+                                             r"shard-0000.*image is 28x28, shards.json says 32 px"):
+            epoch_batches(loader)
+
+
+@pytest.mark.parametrize("key, why", [("sample{i:06d}", "'train/sample000000' is not a global index"),
+                                      ("{j:06d}", "key 250 is out of that range")])
+def test_index_shards_refuses_keys_the_reader_cannot_serve(source, tmp_path, key, why):
+    folder = tmp_path / "keys"
+    folder.mkdir()
+    with tarfile.open(folder / "a.tar", "w") as tar:
+        for i in range(8):
+            png = io.BytesIO()
+            Image.fromarray(source.images[i, :, :, 0]).save(png, "PNG")
+            info = tarfile.TarInfo(f"train/{key.format(i=i, j=i + 250)}.png")
+            info.size = len(png.getvalue())
+            tar.addfile(info, io.BytesIO(png.getvalue()))
+    with pytest.raises(ValueError, match=why):
+        index_shards(folder, channels=1)
+    assert not (folder / "shards.json").exists()
 
 
 def shard_config(tmp_path, shard_dir, name, *extra, method="rotation"):

@@ -77,3 +77,14 @@ def test_eval_refuses_to_score_rows_the_probes_fit(tmp_path):
     for split in ("val", "train"):
         with pytest.raises(ValueError, match=rf"--split {split}: the probes' training split 'trainval'"):
             evaluate_run(tmp_path / "r", ("knn",), progress=False, split=split)
+
+
+def test_evaluating_an_unfinished_run_warns_with_its_step(tmp_path, monkeypatch):
+    from tests.train.test_loop import tiny_config
+    from tests.train.test_run_folder import _killed_at
+
+    cfg = tiny_config(tmp_path, "half", "train.steps=4", "train.ckpt_every=2")
+    _killed_at(monkeypatch, cfg, 3)
+    with pytest.warns(UserWarning, match=r"half has not finished training: evaluating its checkpoint at step 2 of "
+                                         r"train.steps=4"):
+        evaluate_run(cfg.run_dir, ("knn",), progress=False, train_subset=500)

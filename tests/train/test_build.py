@@ -76,3 +76,17 @@ def test_train_channels_last_decides_every_convolutions_memory_format(channels_l
 
     method(Batch(torch.from_numpy(data.images[:4]).permute(0, 3, 1, 2).contiguous(), torch.arange(4)), 0)
     assert formats and all(f == channels_last for f in formats)
+
+
+@pytest.mark.parametrize("name", ["../x", "/abs", "a/b", ".."])
+def test_a_run_name_must_stay_inside_out_dir(name):
+    with pytest.raises(ConfigError, match=r"'name'=.* must be a plain folder name"):
+        load_checked_config("rotation", [f"name={name}"])
+
+
+def test_a_bad_backbone_width_fails_before_any_data_is_read(monkeypatch):
+    from selfsup.train import build
+
+    monkeypatch.setattr(build, "load_dataset", lambda *a, **k: pytest.fail("data read"))
+    with pytest.raises(ConfigError, match=r"'width'=0"):
+        load_checked_config("rotation", ["backbone.width=0"])

@@ -526,7 +526,7 @@ def test_torchrun_trains_writes_one_set_of_outputs_and_resumes_to_the_same_weigh
     on_two_ranks(_train_reference_and_killed_run, str(tmp_path))
     ref, killed = tmp_path / "ref", tmp_path / "killed"
     assert sorted(p.name for p in ref.iterdir() if p.name != "tb") == [
-        "backbone.safetensors", "config.yaml", "done.json", "last.pt", "metrics.jsonl"]
+        ".lock", "backbone.safetensors", "config.yaml", "done.json", "last.pt", "metrics.jsonl"]
     state = torch.load(killed / "last.pt", weights_only=True)
     assert state["step"] == 2 and len(state["rng_ranks"]) == WORLD and state["loader"]["world_size"] == WORLD
     # each rank its own augmentations
@@ -545,3 +545,35 @@ def test_torchrun_trains_writes_one_set_of_outputs_and_resumes_to_the_same_weigh
     assert a.keys() == b.keys()
     for k in a:
         torch.testing.assert_close(b[k], a[k], rtol=0, atol=0, msg=lambda m: f"{k}: {m}")
+
+
+def test_sigterm_to_torchrun_checkpoints_every_rank_at_one_step_and_resume_auto_goes_on(tmp_path):
+    """What a preempted multi-process job sees: torchrun passes SIGTERM on to its workers."""
+    import signal
+    import time
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    base = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={WORLD}",
+            "-m", "selfsup.cli", "train", "simclr", f"out_dir={tmp_path}", "name=pre", *TINY]
+    proc = subprocess.Popen([*base, "train.steps=100000", "train.ckpt_every=100000"], env=env,
+                            stderr=subprocess.PIPE, text=True)
+    metrics = tmp_path / "pre" / "metrics.jsonl"
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline and proc.poll() is None:
+        if metrics.exists() and metrics.read_text().count("\n") >= 2:
+            break
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode != 0
+    assert err.count("SIGTERM received: stopped at step") == 1, err[-3000:]  # rank 0 alone prints
+    state = torch.load(tmp_path / "pre" / "last.pt", weights_only=True)
+    stopped = state["step"]
+    assert len(state["rng_ranks"]) == WORLD and f"stopped at step {stopped} " in err
+    steps = [json.loads(line)["step"] for line in metrics.read_text().splitlines()]
+    assert steps == list(range(1, stopped + 1))
+
+    run = subprocess.run([*base, f"train.steps={stopped + 2}", "train.ckpt_every=100000", "--resume", "auto"],
+                         env=env, capture_output=True, text=True, timeout=240)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert [json.loads(line)["step"] for line in metrics.read_text().splitlines()] == list(range(1, stopped + 3))

@@ -1,5 +1,6 @@
 """The loop: resume equivalence, NaN stop, run-folder guard, exports."""
 import json
+import os
 
 import pytest
 import torch
@@ -131,3 +132,44 @@ def test_compile_option_compiles_the_backbone_in_place(tmp_path, monkeypatch):
     assert compiled == []
     run = train(tiny_config(tmp_path, "c", "train.compile=true", "train.steps=1"))
     assert len(compiled) == 1 and type(compiled[0]).__name__ == type(load_backbone(run)[0]).__name__
+
+
+def test_a_checkpoint_with_non_finite_state_is_never_written(tmp_path, monkeypatch):
+    """A finite loss can come with infinite BN statistics; resuming from them would fail at once."""
+    real_step = TrainStep.__call__
+
+    def blown_up(self, batch, step):
+        out = real_step(self, batch, step)
+        if step == 2:  # after step 3's update; the next checkpoint is at step 4
+            next(b for n, b in self.method.named_buffers() if "running_var" in n).fill_(float("inf"))
+        return out
+
+    monkeypatch.setattr(TrainStep, "__call__", blown_up)
+    cfg = tiny_config(tmp_path, "inf", "train.steps=8", "train.ckpt_every=2")
+    with pytest.raises(NonFiniteLossError, match=r"running_var is NaN or infinite at step 4; stopped without saving.*"
+                                                 r"last good checkpoint.*\(step 2\)"):
+        train(cfg)
+    assert checkpoint.load(cfg.run_dir / "last.pt")["step"] == 2
+
+
+def test_a_malformed_checkpoint_is_one_line_naming_the_file(tmp_path):
+    from selfsup.registry import InputError
+
+    bad = tmp_path / "last.pt"
+    bad.write_bytes(b"PK\x03\x04 this is not a checkpoint")
+    with pytest.raises(InputError, match=f"{bad} is not a selfsup checkpoint"):
+        checkpoint.load(bad)
+
+
+def test_a_checkpoint_carrying_code_runs_nothing(tmp_path):
+    from selfsup.registry import InputError
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, (f"touch {tmp_path / 'pwned'}",))
+
+    bad = tmp_path / "last.pt"
+    torch.save({"method": Evil()}, bad)
+    with pytest.raises(InputError, match="cannot be read safely"):
+        checkpoint.load(bad)
+    assert not (tmp_path / "pwned").exists()

@@ -33,7 +33,7 @@ def test_probe_logs_val_knn_and_leaves_the_weights_bit_identical(tmp_path):
 
 
 def test_probe_settings_are_checked(tmp_path):
-    with pytest.raises(ConfigError, match=r"train.probe_every'=-1 must be >= 0"):
+    with pytest.raises(ConfigError, match=r"train.probe_every'=-1 must be in \[0, inf\)"):
         load_checked_config("simclr", [f"out_dir={tmp_path}", "train.probe_every=-1"])
-    with pytest.raises(ConfigError, match=r"train.probe_bank'=0 must be positive"):
+    with pytest.raises(ConfigError, match=r"train.probe_bank'=0 must be in \[1, inf\)"):
         load_checked_config("simclr", [f"out_dir={tmp_path}", "train.probe_bank=0"])

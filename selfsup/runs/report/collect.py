@@ -11,6 +11,9 @@ from pathlib import Path
 
 import yaml
 
+from selfsup.registry import InputError
+from selfsup.train.metrics_log import METRICS, read_records
+
 RUN_MARKER = "config.yaml"
 
 
@@ -36,11 +39,8 @@ def _json(path: Path) -> dict:
 
 
 def read_metrics(run_dir: str | Path) -> list[dict]:
-    """The records of a run's metrics.jsonl (empty when absent)."""
-    path = Path(run_dir) / "metrics.jsonl"
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    """The records of a run's metrics.jsonl (empty when absent; a torn last line dropped with a warning)."""
+    return read_records(Path(run_dir) / METRICS)
 
 
 def training_minutes(records: list[dict], batch_size: int) -> float | None:
@@ -54,9 +54,23 @@ def training_minutes(records: list[dict], batch_size: int) -> float | None:
 
 
 def read_run(run_dir: str | Path) -> dict:
-    """One run as a flat dict: coordinates (method, backbone, width, seed), headline numbers, and the raw eval.json."""
+    """One run as a flat dict: coordinates (method, backbone, width, seed), headline numbers, and the raw eval.json.
+
+    A folder whose config.yaml or metrics.jsonl cannot be read gives only name, dir and ``broken`` (why), so
+    a report lists it as broken rather than failing for every run.
+    """
     run_dir = Path(run_dir)
+    try:
+        return _read_run(run_dir)
+    except (InputError, yaml.YAMLError, OSError, AttributeError, TypeError, ValueError) as err:
+        reason = f"{type(err).__name__}: {err}".splitlines()[0]
+        return {"name": run_dir.name, "dir": str(run_dir), "broken": reason}
+
+
+def _read_run(run_dir: Path) -> dict:
     cfg = yaml.safe_load((run_dir / RUN_MARKER).read_text()) or {}
+    if not isinstance(cfg, dict):
+        raise InputError(f"{run_dir / RUN_MARKER} does not hold a mapping")
     cell = _json(run_dir / "cell.json")
     done = _json(run_dir / "done.json")
     results = _json(run_dir / "eval.json")
@@ -92,6 +106,7 @@ def read_run(run_dir: str | Path) -> dict:
         "random_init": {"knn_top1": baseline.get("knn_top1"), "linear_top1": baseline.get("linear_top1"),
                         "nmi": _first_nmi(baseline)} if baseline else None,
         "failed": (run_dir / "error.txt").exists(),
+        "broken": None,
     }
 
 

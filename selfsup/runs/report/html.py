@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from selfsup.registry import InputError
 from selfsup.runs.report import plots, tables
 from selfsup.runs.report.collect import find_runs, read_failures, read_run
 
@@ -64,7 +65,8 @@ def results_section(ctx: Context) -> Section:
                           "(random init): the same architecture untrained, where evaluated."))
     s.blocks.append(("table", "results", headers, rows))
     if ctx.failures:
-        s.blocks.append(("p", f"{len(ctx.failures)} grid cell(s) failed (traceback in the cell's error.txt):"))
+        s.blocks.append(("p", f"{len(ctx.failures)} grid cell(s) failed (traceback in the cell's error.txt) or run "
+                              "folder(s) could not be read:"))
         s.blocks.append(("table", "failed", ["cell", "error"], [[f["cell"], f["error"][:300]] for f in ctx.failures]))
     return s
 
@@ -277,11 +279,15 @@ def write_report(runs_dir: str | Path, out_dir: str | Path | None = None, metric
     runs = [read_run(p) for p in find_runs(runs_dir, exclude=out)]
     if not runs:
         raise FileNotFoundError(f"no run folders (folders with a config.yaml) under {runs_dir}")
+    broken = [{"cell": r["dir"], "error": f"broken run folder: {r['broken']}"} for r in runs if r["broken"]]
+    runs = [r for r in runs if not r["broken"]]
+    if not runs:
+        raise InputError(f"every run folder under {runs_dir} is broken, e.g. {broken[0]['cell']}: {broken[0]['error']}")
     out.mkdir(parents=True, exist_ok=True)
     for old in out.glob(f"{FIGURE_PREFIX}*.png"):  # figures of an earlier report of other runs
         old.unlink()
     ctx = Context(runs, out, tables.choose_metric(runs, metric), embed_points, max_embed_runs, retrieval_train, device,
-                  read_failures(runs_dir))
+                  read_failures(runs_dir) + broken)
     t0 = time.perf_counter()
     sections = build_sections(ctx)
     title = f"selfsup report: {runs_dir.resolve().name}"
@@ -336,12 +342,12 @@ def render_markdown(title: str, sections: list[Section], runs_dir: Path) -> str:
         parts.append(f"## {s.title}")
         for block in s.blocks:
             kind = block[0]
-            if kind == "p":
-                parts.append(block[1])
+            if kind == "p":  # names in the text are user text: escaped as in the HTML page
+                parts.append(html.escape(block[1], quote=False))
             elif kind == "note":
-                parts.append(f"_{block[1]}_")
+                parts.append(f"_{html.escape(block[1], quote=False)}_")
             elif kind == "table":
                 parts.append(tables.markdown_table(block[2], block[3]))
             elif kind == "img":
-                parts.append(f"![{block[2]}]({block[1]})")
+                parts.append(f"![{html.escape(block[2], quote=False)}]({block[1]})")
     return "\n\n".join(parts) + "\n"

@@ -19,7 +19,7 @@ from pathlib import Path
 from selfsup.registry import InputError
 from selfsup.runs.folder import read_run_config
 from selfsup.runs.grid import CELL_FILE, source_commit
-from selfsup.runs.report.collect import read_metrics
+from selfsup.runs.report.collect import read_metrics, training_minutes
 from selfsup.train.build import load_train_data
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -63,7 +63,8 @@ def cell_result(run_dir: Path) -> dict:
     records = read_metrics(run_dir)
     speeds = [r["img_per_s"] for r in records if "img_per_s" in r]
     probe_seconds = sum(r.get("probe_s", 0.0) for r in records if "val_knn_top1" in r)
-    train_seconds = cell.get("train_seconds", 0.0) - probe_seconds  # the grid times train(), probes included
+    # from the logged throughput (probes excluded): unlike the grid's timer, it counts a cell resumed after a kill whole
+    train_seconds = 60 * (training_minutes(records, batch) or 0.0)
     probe = [{"step": r["step"], "minutes": r["step"] * train_seconds / steps / 60, "val_knn_top1": r["val_knn_top1"]}
              for r in records if "val_knn_top1" in r]
     return {"kind": "method", "cell": run_dir.name, "method": cell["method"], "backbone": cell["backbone"],

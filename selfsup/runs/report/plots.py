@@ -5,7 +5,6 @@ metrics.jsonl), keyed by a label such as "pirl / resnet18_v1".
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import matplotlib
@@ -13,6 +12,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+
+from selfsup.train.metrics_log import METRICS, read_records  # noqa: E402
 
 
 def _save(fig, path: str | Path) -> Path:
@@ -70,7 +71,7 @@ def training_curves(runs: dict[str, str | Path], path: str | Path, key: str = "l
     if title:
         ax.set_title(title, fontsize=10)
     for label, run_dir in runs.items():
-        records = [json.loads(line) for line in (Path(run_dir) / "metrics.jsonl").read_text().splitlines() if line]
+        records = read_records(Path(run_dir) / METRICS)
         points = [(r["step"], r[key]) for r in records if key in r]
         if points:
             ax.plot(*zip(*points), label=label)

@@ -106,8 +106,8 @@ def rank_correlations(scores: dict[str, dict[str, float]], kind: str = "kendall"
 
 
 def markdown_table(headers: list[str], rows: list[list[str]]) -> str:
-    def cell(s: str) -> str:
-        return str(s).replace("|", "\\|").replace("\n", " ")
+    def cell(s: str) -> str:  # run names are user text: no HTML gets through to a Markdown renderer
+        return html.escape(str(s), quote=False).replace("|", "\\|").replace("\n", " ")
 
     lines = ["| " + " | ".join(cell(h) for h in headers) + " |", "|" + "---|" * len(headers)]
     lines += ["| " + " | ".join(cell(c) for c in row) + " |" for row in rows]

@@ -127,3 +127,33 @@ def test_report_of_runs_without_results_skips_sections_instead_of_crashing(repor
     assert "skipped: no run has kNN or linear-probe results" in md and "skipped: no finished run" in md
     assert main(["report", str(tmp_path / "empty")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_a_broken_run_folder_is_listed_not_fatal_to_the_report(report, tmp_path):
+    runs = tmp_path / "runs"
+    good = report.parent.parent / "simclr-resnet18_v1-w0.125-s0"
+    shutil.copytree(good, runs / "good", ignore=shutil.ignore_patterns("report", "features"))
+    (runs / "bad-yaml").mkdir(parents=True)
+    (runs / "bad-yaml" / "config.yaml").write_text("train: [unclosed\n")
+    shutil.copytree(good, runs / "torn", ignore=shutil.ignore_patterns("report", "features"))
+    with open(runs / "torn" / "metrics.jsonl", "a") as f:
+        f.write('{"step": 99, "lo')
+    with pytest.warns(UserWarning, match="torn last line"):
+        assert main(["report", str(runs), "--embed-points", "100", "--max-embed-runs", "0"]) == 0
+    md = (runs / "report" / "report.md").read_text()
+    assert "bad-yaml | broken run folder: " in md
+    assert md.count("| simclr | resnet18_v1 |") >= 2  # the good and the torn run are both reported
+
+
+def test_report_md_escapes_html_in_run_names(report, tmp_path):
+    runs = tmp_path / "runs"
+    shutil.copytree(report.parent.parent / "simclr-resnet18_v1-w0.125-s0", runs / "good",
+                    ignore=shutil.ignore_patterns("report", "features"))
+    hostile = runs / "<img src=x onerror=alert(1)>"  # listed by name, as a broken run folder
+    hostile.mkdir()
+    (hostile / "config.yaml").write_text("[")
+    assert main(["report", str(runs), "--embed-points", "100", "--max-embed-runs", "0"]) == 0
+    md = (runs / "report" / "report.md").read_text()
+    page = (runs / "report" / "index.html").read_text()
+    assert "&lt;img src=x onerror=alert(1)&gt;" in md and "&lt;img src=x" in page
+    assert "<img src=x" not in md and "<img src=x" not in page

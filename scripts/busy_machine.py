@@ -1,0 +1,103 @@
+"""How much slower a training step gets when another process takes one of the cores, per thread setting.
+
+Each setting runs in a fresh process (OpenMP reads OMP_WAIT_POLICY when it starts), times the demo's
+training step (SimCLR, batch 256, ResNet-18 x0.25) after a warm-up, once on the idle machine and once
+while a spinning Python process holds one core. One JSON file per run goes to
+``docs/results/hardening/busy-CPUTAG.json``. Run it with nothing else on the machine.
+
+    python3 scripts/busy_machine.py [--steps 12] [--settings default passive one_thread auto]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "docs" / "results" / "hardening"
+SETTINGS = {  # name -> environment of the timed process
+    "default": {},
+    "passive": {"OMP_WAIT_POLICY": "PASSIVE"},
+    "one_thread": {"OMP_NUM_THREADS": "1"},
+    "auto": {"SELFSUP_THREADS": "auto"},
+}
+TIMED = """
+import json, sys, time, torch
+from selfsup.train.build import load_checked_config, load_train_data, make_loader, method_from_config
+from selfsup.train.step import TrainStep, epoch_batches
+from selfsup.hardware import choose_threads
+steps = int(sys.argv[1])
+choose_threads()
+cfg = load_checked_config("demo", ["data.subset=4096", "train.progress=false"])
+ds = load_train_data(cfg)
+method = method_from_config(cfg, ds, torch.device("cpu"))
+step = TrainStep(method, cfg.train)
+batches = epoch_batches(make_loader(cfg, ds, torch.device("cpu")), method, ds, torch.device("cpu"))
+times = []
+for i in range(steps + 3):
+    b = next(batches)
+    t0 = time.perf_counter()
+    step(b, i)
+    times.append(time.perf_counter() - t0)
+print(json.dumps({"seconds": times[3:], "threads": torch.get_num_threads()}))
+"""
+
+
+def spinner() -> subprocess.Popen:
+    """Another user's job: one core kept busy."""
+    return subprocess.Popen([sys.executable, "-c", "while True: pass"])
+
+
+def timed(setting: str, steps: int, busy: bool) -> dict:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), **SETTINGS[setting]}
+    other = spinner() if busy else None
+    try:
+        time.sleep(0.5 if busy else 0)
+        out = subprocess.run([sys.executable, "-c", TIMED, str(steps)], env=env, capture_output=True, text=True,
+                             check=True).stdout
+    finally:
+        if other is not None:
+            other.kill()
+            other.wait()
+    record = json.loads(out.strip().splitlines()[-1])
+    return {"setting": setting, "busy": busy, "threads": record["threads"],
+            "median_s": statistics.median(record["seconds"]), "seconds": record["seconds"]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=12)
+    parser.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=list(SETTINGS))
+    args = parser.parse_args()
+    sys.path.insert(0, str(ROOT))
+    import torch
+
+    from selfsup.hardware import device_name, machine_info
+
+    rows = []
+    for setting in args.settings:
+        for busy in (False, True):
+            rows.append(timed(setting, args.steps, busy))
+            r = rows[-1]
+            print(f"{setting:10s} {'one core busy' if busy else 'idle':14s} {r['threads']} threads  "
+                  f"{r['median_s']:.3f} s/step", flush=True)
+    idle = {r["setting"]: r["median_s"] for r in rows if not r["busy"]}
+    fastest_idle = min(idle.values())
+    for r in rows:
+        r["vs_fastest_idle"] = r["median_s"] / fastest_idle
+    cpu = re.sub(r"[^a-z0-9]+", "-", re.sub(r"\((r|tm)\)", "", device_name(torch.device("cpu")).lower())).strip("-")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"busy-{cpu}.json"
+    path.write_text(json.dumps({"measured": time.strftime("%Y-%m-%d %H:%M"), "machine": machine_info(
+        torch.device("cpu")), "cores": os.cpu_count(), "steps": args.steps, "rows": rows}, indent=1))
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
