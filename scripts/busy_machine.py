@@ -5,7 +5,7 @@ training step (SimCLR, batch 256, ResNet-18 x0.25) after a warm-up, once on the 
 while a spinning Python process holds one core. One JSON file per run goes to
 ``docs/results/hardening/busy-CPUTAG.json``. Run it with nothing else on the machine.
 
-    python3 scripts/busy_machine.py [--steps 12] [--settings default passive one_thread auto]
+    python3 scripts/busy_machine.py [--steps 12] [--settings all passive one_thread auto]
 """
 from __future__ import annotations
 
@@ -19,13 +19,16 @@ import sys
 import time
 from pathlib import Path
 
+os.environ["SELFSUP_LOCK_TEST"] = "1"  # a timing needs no test images: the timed process inherits the lock
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "docs" / "results" / "hardening"
+DOC = ROOT / "docs" / "hardening.md"
+TABLE_START, TABLE_END = "<!-- busy-machine table: scripts/busy_machine.py -->", "<!-- end busy-machine table -->"
 SETTINGS = {  # name -> environment of the timed process
-    "default": {},
-    "passive": {"OMP_WAIT_POLICY": "PASSIVE"},
-    "one_thread": {"OMP_NUM_THREADS": "1"},
-    "auto": {"SELFSUP_THREADS": "auto"},
+    "all": {"SELFSUP_THREADS": "all"},  # PyTorch's thread count: selfsup before it chose one
+    "passive": {"SELFSUP_THREADS": "all", "OMP_WAIT_POLICY": "PASSIVE"},
+    "one_thread": {"SELFSUP_THREADS": "1"},
+    "auto": {"SELFSUP_THREADS": "auto"},  # the default
 }
 TIMED = """
 import json, sys, time, torch
@@ -79,6 +82,7 @@ def main() -> None:
     import torch
 
     from selfsup.hardware import device_name, machine_info
+    from selfsup.runs.report.leaderboard import write_between_markers
 
     rows = []
     for setting in args.settings:
@@ -97,6 +101,24 @@ def main() -> None:
     path.write_text(json.dumps({"measured": time.strftime("%Y-%m-%d %H:%M"), "machine": machine_info(
         torch.device("cpu")), "cores": os.cpu_count(), "steps": args.steps, "rows": rows}, indent=1))
     print(f"wrote {path}")
+    write_between_markers(DOC, TABLE_START, TABLE_END, table(sorted(RESULTS.glob("busy-*.json"))), "busy-machine table")
+    print(f"table written: {DOC}")
+
+
+def table(paths: list[Path]) -> str:
+    """docs/hardening.md's table, from every CPU's result file."""
+    lines = ["| CPU | threads setting | threads idle / busy | idle s/step | one core busy s/step "
+             "| busy vs fastest idle |",
+             "|---|---|---|---|---|---|"]
+    for path in paths:
+        result = json.loads(path.read_text())
+        rows = {(r["setting"], r["busy"]): r for r in result["rows"]}
+        fastest = min(r["median_s"] for r in result["rows"] if not r["busy"])
+        for setting in dict.fromkeys(r["setting"] for r in result["rows"]):
+            idle, busy = rows[setting, False], rows[setting, True]
+            lines.append(f"| {result['machine']['cpu']} | `{setting}` | {idle['threads']} / {busy['threads']} | "
+                         f"{idle['median_s']:.3f} | {busy['median_s']:.3f} | {busy['median_s'] / fastest:.2f}x |")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

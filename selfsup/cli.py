@@ -307,7 +307,7 @@ def main(argv: list[str] | None = None) -> int:
         getattr(args, target).extend(rest)
     keep_freed_cpu_memory()  # every command allocates batch-sized CPU buffers over and over
     try:
-        choose_threads()  # SELFSUP_THREADS=auto: no more threads than idle cores
+        choose_threads()  # no more threads than idle cores, so a busy core cannot stall every step
         return args.run(args, rest) if pass_through else args.run(args)
     except (InputError, FileNotFoundError, FileExistsError) as err:
         print(f"selfsup {args.command}: error: {err}", file=sys.stderr)

@@ -81,7 +81,7 @@ def keep_freed_cpu_memory() -> bool:
         return False
 
 
-THREADS_ENV = "SELFSUP_THREADS"  # "auto": one thread per core that other processes leave idle (docs/hardening.md)
+THREADS_ENV = "SELFSUP_THREADS"  # auto (unset) | all | N: docs/hardening.md#a-busy-machine
 
 
 def _cpu_times() -> tuple[int, int]:
@@ -99,12 +99,13 @@ def idle_cores(seconds: float = 0.3) -> float:
 
 
 def choose_threads() -> int:
-    """With ``SELFSUP_THREADS=auto``, use one thread per idle core; ``SELFSUP_THREADS=N``: N threads.
+    """One thread per core that other processes leave idle (``SELFSUP_THREADS`` unset or ``auto``);
+    ``SELFSUP_THREADS=all`` keeps PyTorch's count, ``SELFSUP_THREADS=N`` sets N. Never raises the count.
 
-    OpenMP threads wait for each other at every parallel loop's end, so one thread that another process
-    keeps off its core stalls them all; fewer threads than busy cores avoids that. Returns the count in use.
+    OpenMP threads wait for each other at the end of every parallel loop, so one thread that another
+    process keeps off its core stalls them all; fewer threads than busy cores avoids that. Returns the count in use.
     """
-    wanted = os.environ.get(THREADS_ENV, "")
+    wanted = os.environ.get(THREADS_ENV, "auto")
     if wanted.isdigit() and int(wanted) > 0:
         torch.set_num_threads(int(wanted))
     elif wanted == "auto":
@@ -114,8 +115,8 @@ def choose_threads() -> int:
             return torch.get_num_threads()
         if free < torch.get_num_threads():
             print(f"selfsup: other processes keep {torch.get_num_threads() - free} core(s) busy: using {free} "
-                  f"thread(s) ({THREADS_ENV}=auto)", file=sys.stderr)
+                  f"thread(s) ({THREADS_ENV}=all to use every core anyway)", file=sys.stderr)
             torch.set_num_threads(free)
-    elif wanted:
-        raise InputError(f"{THREADS_ENV}={wanted!r} must be 'auto' or a positive number of threads")
+    elif wanted != "all":
+        raise InputError(f"{THREADS_ENV}={wanted!r} must be 'auto', 'all' or a positive number of threads")
     return torch.get_num_threads()
