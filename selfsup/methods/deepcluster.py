@@ -73,7 +73,8 @@ class DeepCluster(Method):
         self.pca_dim = min(pca_dim, backbone.out_dim)
         self.classifier = nn.Linear(backbone.out_dim, num_clusters)
         self.register_buffer("pseudo_labels", torch.full((num_samples,), -1, dtype=torch.long))  # (n,) per image
-        self.register_buffer("cluster_nmi", torch.tensor(float("nan")))  # NMI between the last two clusterings
+        # NMI between the last two clusterings; -1 (not NaN: checkpoints hold finite state only) before the second
+        self.register_buffer("cluster_nmi", torch.tensor(-1.0))
 
     @torch.no_grad()
     def on_epoch_start(self, epoch: int, dataset: ImageDataset, device: torch.device) -> np.ndarray:
@@ -99,6 +100,6 @@ class DeepCluster(Method):
         logits = self.classifier(h).float()  # (B, k)
         loss = F.cross_entropy(logits, target)
         metrics = {"pretext_acc": (logits.argmax(1) == target).float().mean().item()}
-        if not torch.isnan(self.cluster_nmi):
+        if self.cluster_nmi >= 0:
             metrics["cluster_nmi"] = self.cluster_nmi.item()
         return StepOutput(loss, metrics, embedding=h.detach())

@@ -102,7 +102,8 @@ class PIRL(Method):
         if self.g_jigsaw is not None:
             tile_grid_boxes(1, image_size or augment.size, 3, gap, jitter)  # fail now if the tiles do not fit
         self.memory = MemoryBank(num_samples, embedding_dim, momentum)
-        self.register_buffer("log_z", torch.tensor(float("nan")))  # NCE's log Z, estimated on the first batch
+        # NCE's log Z, estimated on the first batch (InfoNCE has none: no NaN placeholder in its checkpoints)
+        self.register_buffer("log_z", torch.tensor(float("nan")) if loss == "nce" else None)
 
     def eval_tiling(self) -> dict | None:
         return dict(image_size=self.image_size, gap=self.gap, jitter=self.jitter) if self.g_jigsaw is not None else None
