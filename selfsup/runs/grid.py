@@ -271,25 +271,28 @@ def run_grid(grid: Grid, print_fn: Callable | None = None) -> dict[str, dict]:
     status.update(grid=grid.source, protocols=list(grid.protocols))
     device = str(resolve_device(grid.device))
     t_grid = time.perf_counter()
-    baselines: set[str] = set()  # architectures whose random init was evaluated (in their first finished cell)
+    # architectures whose random init was evaluated (in their first finished cell): kept in grid_status.json so
+    # a later invocation (e.g. with --only) does not evaluate it again; failed ones are retried next invocation
+    baselines: list[str] = status.setdefault("baselines", [])
+    failed_baselines: set[str] = set()
 
     def random_init_baseline(cell: Cell, run_dir: Path, head: str) -> None:
         """The same protocols on the cell's architecture at random init, once per architecture and seed,
         so the report can show what pre-training added."""
-        key = json.dumps([grid.configs[cell.name].backbone, cell.seed], sort_keys=True, default=str)
-        if key in baselines:
+        key = json.dumps([grid.configs[cell.name].backbone, cell.seed, grid.protocols], sort_keys=True, default=str)
+        if key in baselines or key in failed_baselines:
             return
-        baselines.add(key)
         t0 = time.perf_counter()
         try:
             results = evaluate_splits(run_dir, random_init=True)
-            if not results:
-                return
         except Exception as err:  # noqa: BLE001 -- a missing baseline must not fail the cell it sits in
+            failed_baselines.add(key)
             print_fn(f"{head}: random-init baseline FAILED ({type(err).__name__}: {err})")
             return
-        print_fn(f"{head}: random init of {cell.backbone} x{cell.width:g}: "
-                 f"{_summary({'eval_seconds': time.perf_counter() - t0}, results)}")
+        baselines.append(key)
+        if results:
+            print_fn(f"{head}: random init of {cell.backbone} x{cell.width:g}: "
+                     f"{_summary({'eval_seconds': time.perf_counter() - t0}, results)}")
 
     def evaluate_splits(run_dir: Path, random_init: bool = False) -> dict:
         """The protocols each split's results file lacks, split -> the results file (only the splits evaluated)."""

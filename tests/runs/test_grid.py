@@ -115,6 +115,10 @@ def test_grid_resumes_interrupted_cells_records_failures_and_skips_finished_ones
     assert status[rot.name]["status"] == status[sim.name]["status"] == "done"
     assert mtimes == {p: p.stat().st_mtime_ns for cell in (rot, sim) for p in cell.rglob("*") if p.is_file()}
 
+    g.cells = [c for c in g.cells if c.name == sim.name]  # `--only simclr*` later: its baseline is rotation's
+    run_grid(g, print_fn=lines.append)
+    assert not (sim / "eval_random_init.json").exists()
+
 
 def test_only_runs_the_cells_whose_names_match_and_names_a_pattern_that_matches_none(capsys):
     assert main(["grid", "leaderboard", "--dry-run", "--only", "moco-*", "swav*"]) == 0
