@@ -6,6 +6,8 @@
     selfsup speed CONFIG ...               images/s, memory and FLOP/s of a training step vs its bare backbone
     selfsup grid GRID                      a resumable grid of pre-trainings and evaluations
     selfsup report RUNS_DIR                static HTML + Markdown report of the runs under a folder
+    selfsup leaderboard [GRID_DIR]         result files of the leaderboard grid, and its generated tables
+    selfsup tuning [GRID_DIR]              result files of a tuning grid (validation only), docs/tuning.md
     selfsup pictures                       a PNG per pretext task of what it sees (and predicts)
     selfsup backbones                      parameters, FLOPs and CPU speed of every backbone
     selfsup eval-timing                    timing of the L-BFGS probe, kNN and k-means at a run's size
@@ -129,6 +131,18 @@ def leaderboard(args: argparse.Namespace) -> int:
             print(f"wrote {path}")
     lb.write_docs(results, Path(args.doc) if args.doc else lb.DOC, None if args.no_readme else lb.README)
     print(f"leaderboard written: {args.doc or lb.DOC}" + ("" if args.no_readme else f" and {lb.README}'s table"))
+    return 0
+
+
+def tuning(args: argparse.Namespace) -> int:
+    from selfsup.runs.report import tuning as tu
+
+    results = Path(args.results) if args.results else tu.RESULTS_DIR
+    if args.grid_dir:
+        for path in tu.collect(Path(args.grid_dir), results):
+            print(f"wrote {path}")
+    tu.write_docs(results, Path(args.doc) if args.doc else tu.DOC)
+    print(f"tuning page written: {args.doc or tu.DOC}")
     return 0
 
 
@@ -262,6 +276,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--doc", help="the markdown page written (default: docs/leaderboard.md)")
     p.add_argument("--no-readme", action="store_true", help="leave README.md's methods table as it is")
     p.set_defaults(run=leaderboard)
+
+    p = sub.add_parser("tuning", help="result files of a finished tuning grid (validation only), and docs/tuning.md")
+    p.add_argument("grid_dir", nargs="?", help="the grid's folder (runs/grids/tune): write a result file per finished "
+                   "variant first; without it, only regenerate the page from the result files")
+    p.add_argument("--results", help="result-file folder (default: docs/results/tuning)")
+    p.add_argument("--doc", help="the markdown page written (default: docs/tuning.md)")
+    p.set_defaults(run=tuning)
 
     p = sub.add_parser("pictures", help="a PNG per pretext task of what it sees (and predicts, given trained runs)")
     p.add_argument("--out", default="pictures", help="folder for the PNGs")

@@ -95,3 +95,14 @@ def test_resume_auto_is_an_option_value_and_other_values_stay_overrides(monkeypa
     assert seen == {"resume": "auto", "steps": 2000}
     main(["train", "rotation", "--resume", "train.steps=500"])
     assert seen == {"resume": True, "steps": 500}
+
+
+def test_the_module_docstring_lists_every_command():
+    import argparse
+
+    from selfsup import cli
+
+    sub = next(a for a in cli.build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    commands = [a.dest for a in sub._choices_actions]  # aliases aside
+    missing = [name for name in commands if f"    selfsup {name} " not in cli.__doc__]
+    assert not missing, f"selfsup/cli.py's docstring does not list {missing}"

@@ -9,7 +9,9 @@ is an error, which is how the learning tests and tuning commands prove they neve
 """
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -56,6 +58,20 @@ def carve(official_train: ImageDataset, split: str, fraction: float = VAL_FRACTI
 
 def is_test_locked() -> bool:
     return os.environ.get(LOCK_ENV, "") not in ("", "0")
+
+
+@contextlib.contextmanager
+def locked_test_split() -> Iterator[None]:
+    """Inside it, reading a test split is an error; the environment is restored on the way out."""
+    before = os.environ.get(LOCK_ENV)
+    os.environ[LOCK_ENV] = "1"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(LOCK_ENV, None)
+        else:
+            os.environ[LOCK_ENV] = before
 
 
 def check_test_unlocked(name: str, split: str) -> None:

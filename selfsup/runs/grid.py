@@ -34,6 +34,7 @@ continues with the config it started with, even if the grid file changed since).
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import shutil
@@ -46,6 +47,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from selfsup.config import CONFIG_DIR, RunConfig, from_dict, read_yaml, resolve_config_path
+from selfsup.data.splits import locked_test_split
 from selfsup.hardware import machine_info, resolve_device, synchronize
 from selfsup.registry import ConfigError, Preempted
 from selfsup.runs.evaluate import PROTOCOLS, evaluate_run, missing_protocols
@@ -262,7 +264,15 @@ def cell_state(run_dir: Path, protocols: dict[str, tuple[str, ...]]) -> str:
 
 
 def run_grid(grid: Grid, print_fn: Callable | None = None) -> dict[str, dict]:
-    """Train and evaluate every unfinished cell; returns (and writes) the grid status, cell name -> record."""
+    """Train and evaluate every unfinished cell; returns (and writes) the grid status, cell name -> record.
+
+    A grid that scores no test split (a tuning grid) runs with the test split locked: nothing in it can read it.
+    """
+    with locked_test_split() if "test" not in grid.splits else contextlib.nullcontext():
+        return _run_grid(grid, print_fn)
+
+
+def _run_grid(grid: Grid, print_fn: Callable | None) -> dict[str, dict]:
     print_fn = print_fn or partial(print, flush=True)
     grid.out_dir.mkdir(parents=True, exist_ok=True)
     status_path = grid.out_dir / STATUS_FILE
