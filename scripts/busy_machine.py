@@ -2,10 +2,11 @@
 
 Each setting runs in a fresh process (OpenMP reads OMP_WAIT_POLICY when it starts), times the demo's
 training step (SimCLR, batch 256, ResNet-18 x0.25) after a warm-up, once on the idle machine and once
-while a spinning Python process holds one core. One JSON file per run goes to
-``docs/results/hardening/busy-CPUTAG.json``. Run it with nothing else on the machine.
+while another process holds one core: a spinning Python loop, or a one-thread PyTorch job (matrix
+products, as another training would run). One JSON file per CPU and other process goes to
+``docs/results/hardening/busy-CPUTAG[-torch].json``. Run it with nothing else on the machine.
 
-    python3 scripts/busy_machine.py [--steps 12] [--settings all passive one_thread auto]
+    python3 scripts/busy_machine.py [--steps 12] [--settings all passive one_thread auto] [--other python|torch]
 """
 from __future__ import annotations
 
@@ -52,16 +53,21 @@ print(json.dumps({"seconds": times[3:], "threads": torch.get_num_threads()}))
 """
 
 
-def spinner() -> subprocess.Popen:
-    """Another user's job: one core kept busy."""
-    return subprocess.Popen([sys.executable, "-c", "while True: pass"])
+OTHERS = {  # another user's job, holding one core
+    "python": "while True: pass",
+    "torch": "import torch\ntorch.set_num_threads(1)\na = torch.randn(512, 512)\nwhile True: a @ a",
+}
 
 
-def timed(setting: str, steps: int, busy: bool) -> dict:
+def spinner(other: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-c", OTHERS[other]])
+
+
+def timed(setting: str, steps: int, busy: bool, other_job: str) -> dict:
     env = {**os.environ, "PYTHONPATH": str(ROOT), **SETTINGS[setting]}
-    other = spinner() if busy else None
+    other = spinner(other_job) if busy else None
     try:
-        time.sleep(0.5 if busy else 0)
+        time.sleep(2.0 if busy else 0)  # the other job is running (torch imported) before selfsup starts
         out = subprocess.run([sys.executable, "-c", TIMED, str(steps)], env=env, capture_output=True, text=True,
                              check=True).stdout
     finally:
@@ -69,7 +75,7 @@ def timed(setting: str, steps: int, busy: bool) -> dict:
             other.kill()
             other.wait()
     record = json.loads(out.strip().splitlines()[-1])
-    return {"setting": setting, "busy": busy, "threads": record["threads"],
+    return {"setting": setting, "busy": busy, "other": other_job, "threads": record["threads"],
             "median_s": statistics.median(record["seconds"]), "seconds": record["seconds"]}
 
 
@@ -77,6 +83,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=12)
     parser.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=list(SETTINGS))
+    parser.add_argument("--other", default="python", choices=list(OTHERS), help="what holds the busy core")
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
     import torch
@@ -87,7 +94,7 @@ def main() -> None:
     rows = []
     for setting in args.settings:
         for busy in (False, True):
-            rows.append(timed(setting, args.steps, busy))
+            rows.append(timed(setting, args.steps, busy, args.other))
             r = rows[-1]
             print(f"{setting:10s} {'one core busy' if busy else 'idle':14s} {r['threads']} threads  "
                   f"{r['median_s']:.3f} s/step", flush=True)
@@ -97,7 +104,7 @@ def main() -> None:
         r["vs_fastest_idle"] = r["median_s"] / fastest_idle
     cpu = re.sub(r"[^a-z0-9]+", "-", re.sub(r"\((r|tm)\)", "", device_name(torch.device("cpu")).lower())).strip("-")
     RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / f"busy-{cpu}.json"
+    path = RESULTS / f"busy-{cpu}{'' if args.other == 'python' else '-' + args.other}.json"
     path.write_text(json.dumps({"measured": time.strftime("%Y-%m-%d %H:%M"), "machine": machine_info(
         torch.device("cpu")), "cores": os.cpu_count(), "steps": args.steps, "rows": rows}, indent=1))
     print(f"wrote {path}")
@@ -107,17 +114,19 @@ def main() -> None:
 
 def table(paths: list[Path]) -> str:
     """docs/hardening.md's table, from every CPU's result file."""
-    lines = ["| CPU | threads setting | threads idle / busy | idle s/step | one core busy s/step "
-             "| busy vs fastest idle |",
-             "|---|---|---|---|---|---|"]
+    lines = ["| CPU | the busy core runs | threads setting | threads idle / busy | idle s/step "
+             "| one core busy s/step | busy vs fastest idle |",
+             "|---|---|---|---|---|---|---|"]
     for path in paths:
         result = json.loads(path.read_text())
         rows = {(r["setting"], r["busy"]): r for r in result["rows"]}
         fastest = min(r["median_s"] for r in result["rows"] if not r["busy"])
         for setting in dict.fromkeys(r["setting"] for r in result["rows"]):
             idle, busy = rows[setting, False], rows[setting, True]
-            lines.append(f"| {result['machine']['cpu']} | `{setting}` | {idle['threads']} / {busy['threads']} | "
-                         f"{idle['median_s']:.3f} | {busy['median_s']:.3f} | {busy['median_s'] / fastest:.2f}x |")
+            other = {"python": "a Python loop", "torch": "a 1-thread torch job"}[busy.get("other", "python")]
+            lines.append(f"| {result['machine']['cpu']} | {other} | `{setting}` | {idle['threads']} / "
+                         f"{busy['threads']} | {idle['median_s']:.3f} | {busy['median_s']:.3f} | "
+                         f"{busy['median_s'] / fastest:.2f}x |")
     return "\n".join(lines)
 
 
