@@ -16,6 +16,7 @@ The grid file (see selfsup/configs/grids/*.yaml)::
     methods:            # bundled config names or YAML paths; a mapping adds its own overrides
       - rotation
       - {config: simclr, label: simclr-t05, overrides: {method.temperature: 0.5}}
+      - {config: byol, seeds: [0, 1, 2]}   # its own seeds instead of the grid's
     backbones:          # each replaces the config's whole backbone section
       - {name: resnet18_v1, widths: [0.25, 0.5], options: {stem: small}}
     seeds: [0]
@@ -77,6 +78,7 @@ class MethodEntry:
     config: str  # a bundled config name or a YAML path
     label: str | None = None  # the method's name in tables and cell folders (default: the config's)
     overrides: dict[str, Any] = field(default_factory=dict)
+    seeds: list[int] | None = None  # this method's seeds (None: the grid's)
 
 
 @dataclass
@@ -182,8 +184,8 @@ def parse_grid(data: dict, source: str = "", out_dir: str | Path | None = None) 
         raise ConfigError("grid 'overrides' must not set train.steps or train.warmup_steps "
                           "when 'budget' sets the length")
 
-    methods = [(str(m.label or Path(m.config).stem), m.config, _flat_overrides(m.overrides, f"methods[{i}].overrides"))
-               for i, m in enumerate(g.methods)]
+    methods = [(str(m.label or Path(m.config).stem), m.config, _flat_overrides(m.overrides, f"methods[{i}].overrides"),
+                g.seeds if m.seeds is None else m.seeds) for i, m in enumerate(g.methods)]
     if len({m[0] for m in methods}) < len(methods):
         raise ConfigError("grid 'methods' has two entries with the same label; give one a distinct 'label'")
     backbones = []
@@ -199,10 +201,12 @@ def parse_grid(data: dict, source: str = "", out_dir: str | Path | None = None) 
                 train_subset=g.eval.train_subset, pool_to=g.eval.pool_to, device=g.eval.device,
                 splits=tuple(g.eval.splits), source=source,
                 val_protocols=None if g.eval.val_protocols is None else tuple(g.eval.val_protocols))
-    for label, config, method_overrides in methods:
+    for label, config, method_overrides, seeds in methods:
         for bb, width, options in backbones:
-            for seed in g.seeds:
+            for seed in seeds:
                 name = f"{label}-{bb}-w{width:g}-s{seed}"
+                if name in grid.configs:
+                    raise ConfigError(f"grid cell {name} comes twice: a repeated seed or width")
                 section = {"name": bb, "width": width, **options}
                 overrides = [*shared, *method_overrides, f"backbone={json.dumps(section)}", f"train.seed={seed}",
                              f"name={json.dumps(name)}", f"out_dir={json.dumps(str(grid.out_dir))}"]

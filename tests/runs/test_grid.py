@@ -37,6 +37,15 @@ def test_unknown_grid_key_is_an_error_naming_it(tmp_path):
         parse_grid(tiny(tmp_path, protocols=["knn", "lineaar"]))
 
 
+def test_a_method_entry_may_set_its_own_seeds_and_a_repeated_cell_is_an_error(tmp_path):
+    g = parse_grid(tiny(tmp_path, methods=["rotation", {"config": "simclr", "seeds": [0, 1, 2]}]))
+    assert [c.name for c in g.cells] == ["rotation-resnet18_v1-w0.125-s0"] + [
+        f"simclr-resnet18_v1-w0.125-s{s}" for s in (0, 1, 2)]
+    assert g.configs["simclr-resnet18_v1-w0.125-s2"].train.seed == 2
+    with pytest.raises(ConfigError, match=r"grid cell rotation-resnet18_v1-w0.125-s1 comes twice"):
+        parse_grid(tiny(tmp_path, seeds=[1, 1]))
+
+
 def test_bad_cell_config_fails_before_anything_runs(tmp_path, capsys):
     data = tiny(tmp_path, methods=["rotation", {"config": "simclr", "overrides": {"method.temprature": 0.1}}])
     with pytest.raises(ConfigError, match=r"simclr-resnet18_v1-w0.125-s0.*temprature"):

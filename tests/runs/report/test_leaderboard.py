@@ -22,7 +22,11 @@ def finished_grid(tmp_path_factory):
 
 def test_bundled_leaderboard_grid_trains_every_method_but_colorization_for_minutes_on_one_backbone():
     g = load_grid("leaderboard")
-    assert sorted(c.method for c in g.cells) == sorted(set(METHODS.names()) - {"colorization"})
+    assert {c.method for c in g.cells} == set(METHODS.names()) - {"colorization"}
+    seeds = {m: sorted(c.seed for c in g.cells if c.method == m) for m in {c.method for c in g.cells}}
+    assert sorted(m for m, s in seeds.items() if s == [0, 1, 2]) == ["barlow_twins", "byol", "exemplar", "rotation",
+                                                                    "simclr", "vicreg"]
+    assert all(s in ([0], [0, 1, 2]) for s in seeds.values())
     assert g.budget.minutes and g.splits == ("val", "test") and {c.backbone for c in g.cells} == {"resnet18_v1"}
     assert all(cfg.data.name == "fashion_mnist" and cfg.data.split == "train" for cfg in g.configs.values())
 
