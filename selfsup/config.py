@@ -90,6 +90,7 @@ class TrainConfig:
     min_lr: float = ranged(0.0, "[0, inf)")  # end of the cosine decay
     warmup_steps: int = ranged(0, "[0, inf)")
     weight_decay: float = ranged(1e-4, "[0, inf)")  # not applied to biases and norm parameters
+    norm_lr_scale: float = ranged(1.0, "(0, inf)")  # lr factor of biases and norm parameters (Barlow Twins: 0.024)
     momentum: float = ranged(0.9, "[0, 1)")  # SGD / LARS momentum, AdamW beta1
     grad_clip: float | None = ranged(None, "(0, inf)")  # max global gradient norm
     precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 where the hardware has it

@@ -46,9 +46,11 @@ class LARS(torch.optim.Optimizer):
             torch._foreach_add_(params, bufs, alpha=-group["lr"])
 
 
-def param_groups(model: nn.Module, weight_decay: float, fixed_lr: Iterable[nn.Module] = ()) -> list[dict]:
-    """Weights (decayed, LARS-adapted) and biases/norm parameters (neither); those of ``fixed_lr`` modules in
-    groups of their own marked ``fixed_lr`` (the loop keeps them at the peak rate, outside the schedule)."""
+def param_groups(model: nn.Module, weight_decay: float, fixed_lr: Iterable[nn.Module] = (),
+                 norm_lr_scale: float = 1.0) -> list[dict]:
+    """Weights (decayed, LARS-adapted) and biases/norm parameters (neither, their learning rate times
+    ``lr_scale`` = ``norm_lr_scale``); those of ``fixed_lr`` modules in groups of their own marked ``fixed_lr``
+    (the loop keeps them at the peak rate, outside the schedule)."""
     fixed = {id(p) for m in fixed_lr for p in m.parameters()}
     groups: dict[tuple[bool, bool], list] = {(d, f): [] for f in (False, True) for d in (True, False)}
     for p in model.parameters():
@@ -59,6 +61,7 @@ def param_groups(model: nn.Module, weight_decay: float, fixed_lr: Iterable[nn.Mo
             "params": ps,
             "weight_decay": weight_decay if decay else 0.0,
             "lars": decay,
+            "lr_scale": 1.0 if decay else norm_lr_scale,
             **({"fixed_lr": True} if f else {}),
         }
         for (decay, f), ps in groups.items()
@@ -67,8 +70,11 @@ def param_groups(model: nn.Module, weight_decay: float, fixed_lr: Iterable[nn.Mo
 
 
 def build_optimizer(name: str, model: nn.Module, lr: float, weight_decay: float, momentum: float = 0.9,
-                    fixed_lr: Iterable[nn.Module] = ()) -> torch.optim.Optimizer:
-    groups = param_groups(model, weight_decay, fixed_lr)
+                    fixed_lr: Iterable[nn.Module] = (), norm_lr_scale: float = 1.0) -> torch.optim.Optimizer:
+    """``lr`` is each group's rate times its ``lr_scale`` until the loop's schedule sets it (``TrainStep``)."""
+    groups = param_groups(model, weight_decay, fixed_lr, norm_lr_scale)
+    for g in groups:
+        g["lr"] = lr * g["lr_scale"]
     if name == "sgd":
         for g in groups:
             g.pop("lars")

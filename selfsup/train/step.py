@@ -42,7 +42,7 @@ class TrainStep:
         device = next(method.parameters()).device
         self.amp_dtype = autocast_dtype(precision or train.precision, device)
         self.optimizer = build_optimizer(train.optimizer, method, train.lr, train.weight_decay, train.momentum,
-                                         method.fixed_lr_modules())
+                                         method.fixed_lr_modules(), train.norm_lr_scale)
         self.lrs = warmup_cosine(train.lr, train.steps, train.warmup_steps, final=train.min_lr)  # (steps,)
         base = method.ema_momentum()
         self.ema = ema_momentum(base, train.steps) if base is not None else None  # (steps,) or None
@@ -52,7 +52,8 @@ class TrainStep:
         """The returned loss is detached and float32; raises NonFiniteLossError before any update."""
         i = min(step, self.train.steps - 1)  # steps past the schedule (speed's repeats) keep its last values
         for group in self.optimizer.param_groups:
-            group["lr"] = self.train.lr if group.get("fixed_lr") else float(self.lrs[i])  # fixed: SimSiam's predictor
+            peak_or_scheduled = self.train.lr if group.get("fixed_lr") else float(self.lrs[i])  # SimSiam's predictor
+            group["lr"] = peak_or_scheduled * group.get("lr_scale", 1.0)
         with autocast(batch.images.device, self.amp_dtype):
             out = self.model(batch, step)  # forward = training_step, through the DDP wrapper when there is one
         loss = out.loss.float()
