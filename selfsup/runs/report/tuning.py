@@ -89,16 +89,16 @@ def table(records: list[dict], bundled: dict | None) -> str:
     """One method's configs: differences from the one before tuning, validation figures, which is bundled now."""
     before = next((r for r in records if r["kind"] == "before"), records[0])
     best = max(records, key=lambda r: r["val"].get("knn_top1", 0.0))
-    lines = ["| config | differs from the config before tuning | steps | val kNN | val linear | bundled now |",
-             "|---|---|---:|---:|---:|:---:|"]
+    lines = ["| config | differs from the config before tuning | steps | val kNN | val linear | val 10% labels "
+             "| bundled now |", "|---|---|---:|---:|---:|---:|:---:|"]
     for r in records:
         diff = differences(r["config"], before["config"])
         changes = ", ".join(f"`{k}={_value(v)}`" for k, v in diff.items()) or "-"
-        knn, linear = (r["val"].get(k) for k in ("knn_top1", "linear_top1"))
+        knn, linear, few = (r["val"].get(k) for k in ("knn_top1", "linear_top1", "fewshot_10%"))
         figure = "-" if knn is None else f"**{knn:.2f}**" if r is best else f"{knn:.2f}"
         now = bundled is not None and not differences(r["config"], bundled["config"])
-        lines.append(f"| {r['label']} | {changes} | {r['steps']} | {figure} | "
-                     f"{'-' if linear is None else f'{linear:.2f}'} | {'yes' if now else ''} |")
+        lines.append(f"| {r['label']} | {changes} | {r['steps']} | {figure} | " + " | ".join(
+            "-" if v is None else f"{v:.2f}" for v in (linear, few)) + f" | {'yes' if now else ''} |")
     return "\n".join(lines)
 
 
