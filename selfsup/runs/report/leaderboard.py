@@ -102,17 +102,27 @@ def raw_pixels_result(run_dir: Path) -> dict:
     return out
 
 
+def finished_cells(grid_dir: Path, results_dir: Path, grid: str, splits: tuple[str, ...] = SPLITS,
+                   print_fn=print) -> list[Path]:
+    """The cell folders under ``grid_dir`` evaluated on ``splits`` (each unfinished one named); makes
+    ``results_dir``."""
+    if not Path(grid_dir).is_dir():
+        raise InputError(f"{grid_dir}: no such grid folder (run `selfsup grid {grid}` first)")
+    Path(results_dir).mkdir(parents=True, exist_ok=True)
+    finished = []
+    for run_dir in sorted(p for p in Path(grid_dir).iterdir() if (p / CELL_FILE).exists()):
+        if missing := unfinished(run_dir, splits):
+            print_fn(f"{run_dir.name}: not finished (no {missing}), left out")
+        else:
+            finished.append(run_dir)
+    return finished
+
+
 def collect(grid_dir: Path, results_dir: Path = RESULTS_DIR, print_fn=print) -> list[Path]:
     """Write the result file of every finished cell under ``grid_dir`` (and of the two baselines, once)."""
-    grid_dir, results_dir = Path(grid_dir), Path(results_dir)
-    if not grid_dir.is_dir():
-        raise InputError(f"{grid_dir}: no such grid folder (run `selfsup grid leaderboard` first)")
-    results_dir.mkdir(parents=True, exist_ok=True)
+    results_dir = Path(results_dir)
     written = []
-    for run_dir in sorted(p for p in grid_dir.iterdir() if (p / CELL_FILE).exists()):
-        if missing := unfinished(run_dir):
-            print_fn(f"{run_dir.name}: not finished (no {missing}), left out")
-            continue
+    for run_dir in finished_cells(grid_dir, results_dir, "leaderboard", print_fn=print_fn):
         written.append(write_result(results_dir / f"{run_dir.name}.json", cell_result(run_dir)))
         if (run_dir / "eval_random_init_val.json").exists() and not (results_dir / "random_init.json").exists():
             written.append(write_result(results_dir / "random_init.json", random_init_result(run_dir)))
@@ -124,6 +134,11 @@ def collect(grid_dir: Path, results_dir: Path = RESULTS_DIR, print_fn=print) -> 
 def write_result(path: Path, record: dict) -> Path:
     path.write_text(json.dumps(record, indent=2) + "\n")
     return path
+
+
+def seed_zero_cell(groups: dict[str, list[dict]], method: str) -> dict | None:
+    """``method``'s seed-0 cell among ``read_results``' groups (None: it has none)."""
+    return next((r for r in groups.get(method, []) if r["seed"] == 0), None)
 
 
 def method_groups(groups: dict[str, list[dict]]) -> dict[str, list[dict]]:

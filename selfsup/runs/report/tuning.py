@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 from selfsup.registry import InputError
-from selfsup.runs.grid import CELL_FILE
 from selfsup.runs.report import leaderboard as lb
 
 RESULTS_DIR = lb.ROOT / "docs" / "results" / "tuning"
@@ -43,15 +42,9 @@ def differences(config: dict, reference: dict) -> dict[str, Any]:
 def collect(grid_dir: Path, results_dir: Path = RESULTS_DIR, leaderboard_dir: Path = lb.RESULTS_DIR,
             print_fn=print) -> list[Path]:
     """A result file per finished variant under ``grid_dir``, and the leaderboard cell each is compared with."""
-    grid_dir, results_dir = Path(grid_dir), Path(results_dir)
-    if not grid_dir.is_dir():
-        raise InputError(f"{grid_dir}: no such grid folder (run `selfsup grid tune` first)")
-    results_dir.mkdir(parents=True, exist_ok=True)
+    results_dir = Path(results_dir)
     written = []
-    for run_dir in sorted(p for p in grid_dir.iterdir() if (p / CELL_FILE).exists()):
-        if missing := lb.unfinished(run_dir, ("val",)):
-            print_fn(f"{run_dir.name}: not finished (no {missing}), left out")
-            continue
+    for run_dir in lb.finished_cells(grid_dir, results_dir, "tune", ("val",), print_fn):
         record = {**lb.cell_result(run_dir, ("val",)), "kind": "variant"}
         record["label"] = record.pop("method")
         record["method"] = record["config"]["method"]["name"]
@@ -65,11 +58,11 @@ def collect(grid_dir: Path, results_dir: Path = RESULTS_DIR, leaderboard_dir: Pa
 
 
 def _leaderboard_cell(leaderboard_dir: Path, method: str) -> dict:
-    cells = [r for r in lb.read_results(leaderboard_dir).get(method, []) if r["seed"] == 0]
-    if not cells:
+    cell = lb.seed_zero_cell(lb.read_results(leaderboard_dir), method)
+    if cell is None:
         raise InputError(f"{leaderboard_dir}: no seed-0 leaderboard cell of {method!r} to compare its variants with "
                          f"(run `selfsup grid leaderboard --only '{method}-*'` first)")
-    return cells[0]
+    return cell
 
 
 def read_results(results_dir: Path = RESULTS_DIR) -> dict[str, list[dict]]:
@@ -110,8 +103,7 @@ def write_docs(results_dir: Path = RESULTS_DIR, doc: Path = DOC, leaderboard_dir
     board = lb.read_results(leaderboard_dir)
     parts = [TUNING_HEAD]
     for method, records in groups.items():
-        bundled = next((r for r in board.get(method, []) if r["seed"] == 0), None)
-        parts.append(f"## {method}\n\n{table(records, bundled)}")
+        parts.append(f"## {method}\n\n{table(records, lb.seed_zero_cell(board, method))}")
     parts.append(TUNING_TAIL)
     Path(doc).write_text("\n\n".join(parts) + "\n")
 
