@@ -17,6 +17,7 @@ The grid file (see selfsup/configs/grids/*.yaml)::
       - rotation
       - {config: simclr, label: simclr-t05, overrides: {method.temperature: 0.5}}
       - {config: byol, seeds: [0, 1, 2]}   # its own seeds instead of the grid's
+      - {config: swav, steps: 2000}        # its own step count instead of the budget's
     backbones:          # each replaces the config's whole backbone section
       - {name: resnet18_v1, widths: [0.25, 0.5], options: {stem: small}}
     seeds: [0]
@@ -79,6 +80,7 @@ class MethodEntry:
     label: str | None = None  # the method's name in tables and cell folders (default: the config's)
     overrides: dict[str, Any] = field(default_factory=dict)
     seeds: list[int] | None = None  # this method's seeds (None: the grid's)
+    steps: int | None = None  # this method's cells train this many steps instead of the budget's (no calibration)
 
 
 @dataclass
@@ -120,6 +122,7 @@ class Cell:
     width: float
     seed: int
     overrides: list[str]  # key=value, applied after the config file
+    steps: int | None = None  # fixed by its method entry (None: the grid's budget)
 
 
 @dataclass
@@ -185,7 +188,7 @@ def parse_grid(data: dict, source: str = "", out_dir: str | Path | None = None) 
                           "when 'budget' sets the length")
 
     methods = [(str(m.label or Path(m.config).stem), m.config, _flat_overrides(m.overrides, f"methods[{i}].overrides"),
-                g.seeds if m.seeds is None else m.seeds) for i, m in enumerate(g.methods)]
+                g.seeds if m.seeds is None else m.seeds, m.steps) for i, m in enumerate(g.methods)]
     if len({m[0] for m in methods}) < len(methods):
         raise ConfigError("grid 'methods' has two entries with the same label; give one a distinct 'label'")
     backbones = []
@@ -201,7 +204,10 @@ def parse_grid(data: dict, source: str = "", out_dir: str | Path | None = None) 
                 train_subset=g.eval.train_subset, pool_to=g.eval.pool_to, device=g.eval.device,
                 splits=tuple(g.eval.splits), source=source,
                 val_protocols=None if g.eval.val_protocols is None else tuple(g.eval.val_protocols))
-    for label, config, method_overrides, seeds in methods:
+    for i, (label, config, method_overrides, seeds, steps) in enumerate(methods):
+        _positive(steps, f"methods[{i}].steps")
+        if steps is not None and not (b.steps or b.minutes):
+            raise ConfigError(f"grid key methods[{i}].steps needs a 'budget' (steps or minutes) for the other cells")
         for bb, width, options in backbones:
             for seed in seeds:
                 name = f"{label}-{bb}-w{width:g}-s{seed}"
@@ -212,7 +218,7 @@ def parse_grid(data: dict, source: str = "", out_dir: str | Path | None = None) 
                              f"name={json.dumps(name)}", f"out_dir={json.dumps(str(grid.out_dir))}"]
                 if not any(o.startswith("train.progress=") for o in overrides):
                     overrides.append("train.progress=false")  # one progress line per cell instead
-                cell = Cell(name, label, config, bb, width, seed, overrides)
+                cell = Cell(name, label, config, bb, width, seed, overrides, steps)
                 try:
                     grid.configs[name] = load_checked_config(config, overrides)
                     with_budget(grid.configs[name], b, steps=b.steps or 1000)  # the budgeted config is valid too
@@ -401,8 +407,8 @@ def _start(cell: Cell, grid: Grid, run_dir: Path, info: dict) -> RunConfig:
     for stale in ("metrics.jsonl", "error.txt", "tb"):
         path = run_dir / stale
         shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
-    cfg, steps = grid.configs[cell.name], grid.budget.steps
-    if grid.budget.minutes is not None:
+    cfg, steps = grid.configs[cell.name], cell.steps or grid.budget.steps
+    if cell.steps is None and grid.budget.minutes is not None:
         t0 = time.perf_counter()
         steps, per_step = calibrate_steps(cfg, grid.budget.minutes, grid.budget.calibration_steps)
         info["calibration"] = {"minutes": grid.budget.minutes, "seconds_per_step": per_step, "steps": steps,

@@ -46,6 +46,19 @@ def test_a_method_entry_may_set_its_own_seeds_and_a_repeated_cell_is_an_error(tm
         parse_grid(tiny(tmp_path, seeds=[1, 1]))
 
 
+def test_a_method_entry_may_fix_its_steps_under_a_minute_budget(tmp_path, monkeypatch):
+    def no_calibration(*args):
+        raise AssertionError("a method entry with steps must not be timed")
+
+    monkeypatch.setattr(grid_mod, "calibrate_steps", no_calibration)
+    g = parse_grid(tiny(tmp_path, methods=[{"config": "rotation", "steps": 7}], budget={"minutes": 1}))
+    (cell,) = g.cells
+    cfg = grid_mod._start(cell, g, tmp_path, info := {})
+    assert (cfg.train.steps, cell.steps, info) == (7, 7, {})
+    with pytest.raises(ConfigError, match=r"methods\[0\]\.steps"):
+        parse_grid(tiny(tmp_path, methods=[{"config": "rotation", "steps": 0}], budget={"minutes": 1}))
+
+
 def test_bad_cell_config_fails_before_anything_runs(tmp_path, capsys):
     data = tiny(tmp_path, methods=["rotation", {"config": "simclr", "overrides": {"method.temprature": 0.1}}])
     with pytest.raises(ConfigError, match=r"simclr-resnet18_v1-w0.125-s0.*temprature"):

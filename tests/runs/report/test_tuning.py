@@ -9,6 +9,7 @@ from selfsup.data.splits import LOCK_ENV, is_test_locked
 from selfsup.registry import InputError
 from selfsup.runs import grid as grid_module
 from selfsup.runs.grid import GRID_DIR, load_grid, parse_grid, run_grid
+from selfsup.runs.report import leaderboard as lb
 from selfsup.runs.report import tuning as tu
 
 
@@ -37,6 +38,11 @@ def test_the_tuning_grid_trains_as_the_leaderboard_does_and_scores_validation_on
     assert raw["tune"]["overrides"] == raw["leaderboard"]["overrides"] and raw["tune"]["backbones"] == raw[
         "leaderboard"]["backbones"]
     assert {c.config for c in tune.cells} <= {c.config for c in board.cells}
+    for cell in tune.cells:  # the step count of the cell it is compared with, however fast this CPU is
+        before = tu.RESULTS_DIR / f"{cell.config}-before.json"
+        if not before.exists():
+            before = lb.RESULTS_DIR / f"{cell.config}-{cell.backbone}-w{cell.width:g}-s0.json"
+        assert cell.steps == json.loads(before.read_text())["steps"], cell.name
 
 
 def test_a_grid_that_scores_no_test_split_trains_with_the_test_split_locked(tuned_grid):
