@@ -248,20 +248,27 @@ def with_budget(cfg: RunConfig, budget: Budget, steps: int | None) -> RunConfig:
 def calibrate_steps(cfg: RunConfig, minutes: float, probe_steps: int = 5) -> tuple[int, float]:
     """The number of steps of ``cfg`` that fits in ``minutes``, from ``probe_steps`` timed training steps.
 
-    Two untimed steps come first (allocator and kernel warm-up). Returns (steps, seconds per step).
+    Two untimed steps come first (allocator and kernel warm-up). The opening of the first epoch is timed
+    too and shared among an epoch's steps: DeepCluster clusters the whole training set there every epoch.
+    Returns (steps, seconds per step).
     """
     device = resolve_device(cfg.train.device)
     dataset = load_train_data(cfg)
     method = method_from_config(cfg, dataset, device)
     step = TrainStep(method, cfg.train)  # the loop's own step
-    batches = epoch_batches(make_loader(cfg, dataset, device), method, dataset, device)  # DeepCluster clusters here
-    for i in range(2 + probe_steps):
+    loader = make_loader(cfg, dataset, device)
+    batches = epoch_batches(loader, method, dataset, device)
+    start = time.perf_counter()
+    first = next(batches)  # runs the method's epoch hook
+    epoch_start = time.perf_counter() - start
+    step(first, 0)
+    for i in range(1, 2 + probe_steps):
         if i == 2:
             synchronize(device)
             start = time.perf_counter()
         step(next(batches), i)
     synchronize(device)
-    per_step = (time.perf_counter() - start) / probe_steps
+    per_step = (time.perf_counter() - start) / probe_steps + epoch_start / max(1, len(loader))
     return max(2, math.floor(minutes * 60 / per_step)), per_step
 
 

@@ -1,5 +1,6 @@
 """`selfsup grid GRID.yaml`: strict grid files, resumable cells, failures recorded without stopping the grid."""
 import json
+import time
 
 import pytest
 import yaml
@@ -79,14 +80,22 @@ def test_budget_scales_warmup_and_minutes_calibrate_a_whole_schedule(tmp_path):
     assert per_step > 0 and steps == max(2, int(30 / per_step))
 
 
-def test_minute_budgets_calibrate_deepcluster_after_its_first_clustering():
-    """DeepCluster's step needs the pseudo-labels of its epoch hook; calibration used to crash without them."""
+def test_minute_budgets_count_deepclusters_clustering_in_every_epoch(monkeypatch):
+    """Its step needs the pseudo-labels of its epoch hook, and the hook's cost recurs every epoch."""
+    from selfsup.methods.deepcluster import DeepCluster
     from selfsup.train.build import load_checked_config
 
+    hook = DeepCluster.on_epoch_start
+
+    def slow_hook(self, *args):
+        time.sleep(2.0)
+        return hook(self, *args)
+
+    monkeypatch.setattr(DeepCluster, "on_epoch_start", slow_hook)
     cfg = load_checked_config("deepcluster", ["data.subset=64", "backbone.width=0.125", "train.batch_size=16",
                                       "train.precision=fp32", "method.num_clusters=4"])
     steps, per_step = calibrate_steps(cfg, minutes=0.1, probe_steps=1)
-    assert per_step > 0 and steps >= 2
+    assert per_step >= 2.0 / (64 // 16) and steps == max(2, int(6 / per_step))
 
 
 def test_grid_resumes_interrupted_cells_records_failures_and_skips_finished_ones(tmp_path, monkeypatch):
