@@ -172,13 +172,13 @@ COLUMNS = (("val", "knn_top1", "val kNN", 2), ("test", "knn_top1", "kNN", 2), ("
 def table(groups: dict[str, list[dict]]) -> str:
     """The markdown leaderboard: baselines first, then methods by mean validation kNN (never by a test score)."""
     head = ["| representation | seeds | " + " | ".join(c[2] for c in COLUMNS)
-            + " | steps | epochs | images/s | training min |",
-            "|---|---:|" + "---:|" * len(COLUMNS) + "---:|---:|---:|---:|"]
+            + " | steps | epochs | images/s | training min | trained on |",
+            "|---|---:|" + "---:|" * len(COLUMNS) + "---:|---:|---:|---:|---|"]
     rows = []
     for kind, label in (("raw_pixels", "raw pixels"), ("random_init", "random init (same network)")):
         for r in groups.get(kind, []):
             cells = [_mean_std([r.get(split, {}).get(key)], digits) for split, key, _, digits in COLUMNS]
-            rows.append(f"| {label} | - | " + " | ".join(cells) + " | - | - | - | - |")
+            rows.append(f"| {label} | - | " + " | ".join(cells) + " | - | - | - | - | - |")
     methods = method_groups(groups)
     order = sorted(methods, key=lambda m: -statistics.mean(r["val"].get("knn_top1", 0.0) for r in methods[m]))
     for m in order:
@@ -187,8 +187,15 @@ def table(groups: dict[str, list[dict]]) -> str:
         rows.append(f"| [`{m}`](methods.md#{m}) | {len(rs)} | " + " | ".join(cells)
                     + f" | {_mean_std([r['steps'] for r in rs], 0)} | {_mean_std([r['epochs'] for r in rs])}"
                     + f" | {_mean_std([r['images_per_s'] for r in rs], 0)}"
-                    + f" | {_mean_std([r['train_minutes'] for r in rs])} |")
+                    + f" | {_mean_std([r['train_minutes'] for r in rs])} | {cpus(rs)} |")
     return "\n".join(head + rows)
+
+
+def cpus(records: list[dict]) -> str:
+    """The machines that trained ``records``, short ("Intel(R) Xeon(R) Processor" -> "Intel Xeon")."""
+    names = (re.sub(r"\(R\)|\(TM\)| Processor| CPU", "", t["machine"]["device"]).strip()
+             for r in records for t in r.get("trained_by", []))
+    return ", ".join(dict.fromkeys(names)) or "-"
 
 
 def paper_link(method: str) -> str:
@@ -271,7 +278,8 @@ Every method of selfsup on Fashion-MNIST under one compute budget: the cells of
 [`selfsup/configs/grids/leaderboard.yaml`](../selfsup/configs/grids/leaderboard.yaml), each the method's bundled
 config on ResNet-18 v1 (small stem) at width 0.25 (the width of the learning tests and the demo; a width
 study on the validation split is to come), trained for a fixed number of minutes on the training split (the
-official 60k minus the 6k validation images; steps calibrated per cell), then scored with frozen features:
+official 60k minus the 6k validation images; steps calibrated per cell, or kept from a cell's first run
+when it is trained again on another CPU: "trained on" lists the machines), then scored with frozen features:
 weighted kNN (k=200), the L-BFGS linear probe, k-means NMI (k = 10), and the whole network fine-tuned on 1%
 and 10% of the training labels. "val kNN" is on the validation split and orders the rows; every other figure is on the
 10k test images, read once to report them. With several seeds a cell shows mean ± standard deviation.

@@ -90,8 +90,7 @@ def table(records: list[dict], bundled: dict | None) -> str:
         knn, linear, few = (r["val"].get(k) for k in ("knn_top1", "linear_top1", "fewshot_10%"))
         figure = "-" if knn is None else f"**{knn:.2f}**" if r is best else f"{knn:.2f}"
         now = bundled is not None and not differences(r["config"], bundled["config"])
-        cpus = ", ".join(dict.fromkeys(t["machine"]["device"] for t in r.get("trained_by", []))) or "-"
-        lines.append(f"| {r['label']} | {changes} | {r['steps']} | {cpus} | {figure} | " + " | ".join(
+        lines.append(f"| {r['label']} | {changes} | {r['steps']} | {lb.cpus([r])} | {figure} | " + " | ".join(
             "-" if v is None else f"{v:.2f}" for v in (linear, few)) + f" | {'yes' if now else ''} |")
     return "\n".join(lines)
 
