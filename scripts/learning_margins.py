@@ -66,10 +66,25 @@ def result_path(case: str, seed: int, precision: str, label: str | None = None) 
     return where / f"{name}-{cpu_tag()}-{trains_in(precision)}-seed{seed}.json"
 
 
+def recipe(case: str, extra: list[str] = ()) -> dict:
+    """The resolved config a case trains now, less what differs between its runs (seed, folder, precision)."""
+    from tests.methods import test_learning as t
+
+    cfg = t.case_config(case, [*cases()[case][0], *extra], seed=0, tmp_path=Path("unused")).to_dict()
+    for key in ("out_dir", "name"):
+        cfg.pop(key, None)
+    for key in ("seed", "precision"):
+        cfg["train"].pop(key, None)
+    return json.loads(json.dumps(cfg))  # as a result file reads back: tuples become lists
+
+
 def current(record: dict, extra: list[str] = ()) -> bool:
-    """Whether a result file measured the case as the tests define it now (a changed recipe is measured anew)."""
+    """Whether a result file measured the case as the tests define it now: same overrides and, where the file
+    records it, the same resolved config (a changed bundled config or default is measured anew)."""
     spec = cases().get(record["case"])
-    return spec is not None and record["overrides"] == spec[0] and record.get("extra", []) == list(extra)
+    if spec is None or record["overrides"] != spec[0] or record.get("extra", []) != list(extra):
+        return False
+    return "config" not in record or record["config"] == recipe(record["case"], extra)
 
 
 def measure_one(case: str, seed: int, precision: str, extra: list[str], label: str | None) -> str:
@@ -91,6 +106,7 @@ def measure_one(case: str, seed: int, precision: str, extra: list[str], label: s
     gain = None if m["learned"] is None else m["learned"] - m["baseline"]
     record = {"case": case, "seed": seed, "margin": margin, **m, "gain": gain,
               "seconds": round(time.perf_counter() - t0, 1), "overrides": overrides, "extra": list(extra),
+              "config": recipe(case, extra),
               "label": label, "machine": {**machine_info(torch.device("cpu")), "trains_in": trains_in(precision)},
               "commit": source_commit(), "date": time.strftime("%Y-%m-%d")}
     path = result_path(case, seed, precision, label)

@@ -207,10 +207,15 @@ def check_beats_random_init(method, overrides, margin, options=None, *, tmp_path
     assert m["learned"] > m["baseline"] + margin, f"{method}: kNN {m['learned']:.2f} vs random init {m['baseline']:.2f}"
 
 
+def case_config(method, overrides, *, seed, tmp_path):
+    """The config one case trains: its method's bundled config, the tests' shared settings, the case's overrides."""
+    return load_checked_config(method, [f"out_dir={tmp_path}", "name=e2e", "data.subset=10000", "backbone.width=0.25",
+                               "train.warmup_steps=10", "train.progress=false", *overrides, f"train.seed={seed}"])
+
+
 def measure(method, overrides, options, *, seed, tmp_path) -> dict:
     """Train one case at ``seed``; validation kNN of its encoder and of the random init, and the last pretext acc."""
-    cfg = load_checked_config(method, [f"out_dir={tmp_path}", "name=e2e", "data.subset=10000", "backbone.width=0.25",
-                               "train.warmup_steps=10", "train.progress=false", *overrides, f"train.seed={seed}"])
+    cfg = case_config(method, overrides, seed=seed, tmp_path=tmp_path)
     run = train(cfg)
     train_ds = load_train_data(cfg)
     val_ds = load_train_data(cfg, split="val").subset(range(VAL_IMAGES))
